@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR Apache-2.0) */
+/*
+ * gearbox.h: the one definition of everything that crosses the kernel/user
+ * boundary or the wire. Included by every BPF program; the TypeScript decoder's
+ * layout (src/events/layout.generated.ts) is generated from the BTF of the
+ * compiled object and a test checks that it has not drifted.
+ */
+#ifndef GEARBOX_H
+#define GEARBOX_H
+
+/* Constants are enums, not #defines, so that they reach the object's BTF and
+ * the generated TypeScript layout. */
+enum gb_constants {
+	GB_PAYLOAD_MAX = 256, /* bytes of payload head copied at a message start */
+	/* Wire format of the propagated context (RFC 6994 experimental option). */
+	GB_TCP_OPT_KIND = 253,
+	GB_TCP_OPT_LEN = 28,
+	GB_EXID_SAMPLED = 0x4742,
+	GB_EXID_UNSAMPLED = 0x4743,
+};
+
+enum gb_event_type {
+	GB_EV_DATA = 1,  /* one read or write on a traced TCP socket */
+	GB_EV_CLOSE = 2, /* the connection reached TCP_CLOSE */
+};
+
+enum gb_direction {
+	GB_DIR_SEND = 1,
+	GB_DIR_RECV = 2,
+};
+
+enum gb_role {
+	GB_ROLE_UNKNOWN = 0,
+	GB_ROLE_CLIENT = 1, /* active open: this side connected */
+	GB_ROLE_SERVER = 2, /* passive open: this side accepted */
+};
+
+enum gb_event_flag {
+	GB_F_MSG_START = 1,     /* first syscall of a message; payload head attached */
+	GB_F_SAMPLED = 2,       /* the span's context is sampled */
+	GB_F_REMOTE_PARENT = 4, /* parent came from the peer's TCP option */
+	GB_F_HAS_PARENT = 8,    /* parent_span_id is valid */
+	GB_F_ROLE_INFERRED = 16,/* role guessed from the first direction of data */
+};
+
+enum gb_syscall {
+	GB_SC_READ = 1,
+	GB_SC_READV = 2,
+	GB_SC_RECVFROM = 3,
+	GB_SC_RECVMSG = 4,
+	GB_SC_RECVMMSG = 5,
+	GB_SC_WRITE = 6,
+	GB_SC_WRITEV = 7,
+	GB_SC_SENDTO = 8,
+	GB_SC_SENDMSG = 9,
+	GB_SC_SENDMMSG = 10,
+};
+
+/* Indices into the per-CPU `counters` map. */
+enum gb_counter {
+	GB_CNT_EVENTS_SENT = 0,
+	GB_CNT_EVENTS_LOST = 1,        /* ring buffer full: bpf_ringbuf_reserve failed */
+	GB_CNT_OPT_WRITTEN = 2,        /* options written on outgoing segments */
+	GB_CNT_OPT_RESERVE_FAILED = 3, /* no room in the TCP header (e.g. SACK blocks) */
+	GB_CNT_OPT_RECEIVED = 4,       /* valid options parsed */
+	GB_CNT_OPT_BAD_LEN = 5,        /* our ExID with a length other than 28 */
+	GB_CNT_OPT_BAD_EXID = 6,       /* kind 253 with an ExID that is not ours */
+	GB_CNT_OPT_ZERO_ID = 7,        /* all-zero trace id or span id */
+	GB_CNT_OPT_BAD_SEGMENT = 8,    /* our option on SYN or RST, or a truncated option */
+	GB_CNT_CTX_ADOPTED = 9,        /* server spans that adopted a propagated parent */
+	GB_CNT_CONN_EVICTED = 10,      /* reserved: connection state evicted by LRU */
+	GB_CNT__MAX = 11,
+};
+
+/* Five-tuple from this host's point of view. Addresses are IPv6; IPv4 is
+ * stored v4-mapped (::ffff:a.b.c.d). Ports in host byte order. No padding:
+ * it is a hash key built both from a struct sock and from bpf_sock_ops. */
+struct gb_tuple {
+	__u8 local_addr[16];
+	__u8 remote_addr[16];
+	__u16 local_port;
+	__u16 remote_port;
+};
+
+/* The TCP option as it appears on the wire. */
+struct tcp_int_opt {
+	__u8 kind;  /* GB_TCP_OPT_KIND */
+	__u8 len;   /* GB_TCP_OPT_LEN */
+	__u16 exid; /* network order: GB_EXID_SAMPLED or GB_EXID_UNSAMPLED */
+	__u8 trace_id[16];
+	__u8 span_id[8];
+} __attribute__((packed));
+
+/* A W3C-style span context as the kernel keeps it. */
+struct gb_span_ctx {
+	__u8 trace_id[16];
+	__u8 span_id[8];
+	__u8 parent_span_id[8];
+	__u8 flags; /* gb_event_flag bits: SAMPLED, REMOTE_PARENT, HAS_PARENT */
+	__u8 _pad[7];
+};
+
+/* Header of every ring-buffer record. A DATA record with GB_F_MSG_START is
+ * followed by GB_PAYLOAD_MAX bytes of which payload_len are valid. */
+struct gb_event {
+	__u8 type;      /* gb_event_type */
+	__u8 direction; /* gb_direction */
+	__u8 role;      /* gb_role */
+	__u8 flags;     /* gb_event_flag */
+	__u32 pid;      /* tgid */
+	__u32 tid;
+	__u32 msg_seq;  /* per-connection message number; +1 on every direction flip */
+	__u64 conn_id;  /* random per connection (53 bits, safe as a JS number) */
+	__u64 ts_ns;    /* CLOCK_MONOTONIC */
+	__u64 bytes;    /* bytes moved by this syscall */
+	__u16 syscall;  /* gb_syscall */
+	__u16 payload_len;
+	__u32 _pad;
+	struct gb_tuple tuple;
+	__u8 trace_id[16];
+	__u8 span_id[8];
+	__u8 parent_span_id[8];
+	char comm[16];  /* task comm, filled on GB_F_MSG_START records only */
+};
+
+struct gb_event_with_payload {
+	struct gb_event ev;
+	__u8 payload[GB_PAYLOAD_MAX];
+};
+
+/* Agent configuration, set in .rodata before load. */
+struct gb_config {
+	__u32 agent_tgid;      /* never trace the agent itself */
+	__u32 filter_cgroup;   /* 1: only tasks under the cgroup in scope_cgroup[0] */
+	__u64 idle_ns;         /* a pause this long starts a new request message */
+	__u64 sample_threshold;/* root spans sampled when prandom32 < threshold; 1<<32 = all */
+	__u64 ringbuf_wakeup_bytes; /* wake the agent only when this much is queued */
+};
+
+#endif /* GEARBOX_H */

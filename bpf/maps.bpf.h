@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR Apache-2.0) */
+/*
+ * maps.bpf.h: maps and configuration shared by the syscall tracepoints and the
+ * sockops program. Definitions are __weak so that each .bpf.c can include them
+ * and `bpftool gen object` links them into one map each.
+ */
+#ifndef GEARBOX_MAPS_BPF_H
+#define GEARBOX_MAPS_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "gearbox.h"
+
+#define GB_MAX_CONNS 65536
+#define GB_MAX_THREADS 65536
+
+const volatile struct gb_config gb_cfg __weak = {
+	.agent_tgid = 0,
+	.filter_cgroup = 0,
+	.idle_ns = 2000000000ULL,
+	.sample_threshold = 1ULL << 32,
+	.ringbuf_wakeup_bytes = 256 * 1024,
+};
+
+/* Per-connection state, keyed by five-tuple. */
+struct gb_conn_state {
+	__u64 conn_id;
+	__u64 last_ts;
+	__u32 msg_seq;
+	__u8 role;
+	__u8 last_dir;
+	__u8 start_pending; /* the next emitted event opens a message */
+	__u8 role_inferred;
+	struct gb_span_ctx ctx; /* context of the exchange in progress */
+};
+
+/* Context this host will send on a flow: written by the send path of a client
+ * connection, read by sockops when it writes the option. */
+struct gb_flow_ctx {
+	__u8 trace_id[16];
+	__u8 span_id[8];
+	__u8 sampled;
+	__u8 _pad[7];
+};
+
+/* Context received from the peer on a flow: written by sockops when it parses
+ * the option, consumed once by the first read of a request. Kept apart from
+ * flow_context_map so that nothing received is ever echoed back. */
+struct gb_peer_ctx {
+	__u8 trace_id[16];
+	__u8 span_id[8];
+	__u8 sampled;
+	__u8 consumed;
+	__u8 _pad[6];
+};
+
+/* Context current on a thread: the server span it is working for. */
+struct gb_thread_ctx {
+	__u8 trace_id[16];
+	__u8 span_id[8];
+	__u8 sampled;
+	__u8 _pad[7];
+};
+
+/* Syscall arguments saved at enter, used at exit. */
+struct gb_io_args {
+	__u64 buf;     /* user buffer, iovec, msghdr or mmsghdr pointer */
+	__u64 sk;      /* struct sock * resolved at enter */
+	__u64 ts;      /* enter time: a send is stamped when its data is handed over */
+	struct gb_tuple tuple;
+	__u16 syscall;
+	__u16 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GB_MAX_CONNS);
+	__type(key, struct gb_tuple);
+	__type(value, struct gb_conn_state);
+} conn_map SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GB_MAX_CONNS);
+	__type(key, struct gb_tuple);
+	__type(value, struct gb_flow_ctx);
+} flow_context_map SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GB_MAX_CONNS);
+	__type(key, struct gb_tuple);
+	__type(value, struct gb_peer_ctx);
+} peer_context_map SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GB_MAX_THREADS);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct gb_thread_ctx);
+} thread_ctx_map SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GB_MAX_THREADS);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct gb_io_args);
+} io_args_map SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} scope_cgroup SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, GB_CNT__MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 * 1024 * 1024);
+} events SEC(".maps") __weak;
+
+/* Pin the shared types into BTF so the layout generator can see them. */
+struct gb_btf_anchor {
+	struct gb_event_with_payload event;
+	struct tcp_int_opt opt;
+	enum gb_constants constants;
+	enum gb_event_type event_type;
+	enum gb_direction direction;
+	enum gb_role role;
+	enum gb_event_flag event_flag;
+	enum gb_syscall syscall;
+	enum gb_counter counter;
+};
+struct gb_btf_anchor *gb_btf_anchor __weak;
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void random_bytes(__u8 *dst, int n)
+{
+	/* n is a compile-time multiple of 4 */
+	for (int i = 0; i < n; i += 4) {
+		__u32 r = bpf_get_prandom_u32();
+		__builtin_memcpy(dst + i, &r, 4);
+	}
+}
+
+static __always_inline void new_span_id(__u8 id[8])
+{
+	do {
+		random_bytes(id, 8);
+	} while (0);
+	/* W3C: an all-zero id is invalid. */
+	if (*(__u64 *)id == 0)
+		id[7] = 1;
+}
+
+static __always_inline void new_trace_id(__u8 id[16])
+{
+	random_bytes(id, 16);
+	if (*(__u64 *)id == 0 && *(__u64 *)(id + 8) == 0)
+		id[15] = 1;
+}
+
+static __always_inline int root_sampled(void)
+{
+	return (__u64)bpf_get_prandom_u32() < gb_cfg.sample_threshold;
+}
+
+static __always_inline void set_v4mapped(__u8 addr[16], __u32 v4_net)
+{
+	__builtin_memset(addr, 0, 10);
+	addr[10] = 0xff;
+	addr[11] = 0xff;
+	__builtin_memcpy(addr + 12, &v4_net, 4);
+}
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+#ifndef AF_INET6
+#define AF_INET6 10
+#endif
+
+#endif /* GEARBOX_MAPS_BPF_H */

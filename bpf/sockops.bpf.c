@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: (GPL-2.0 OR Apache-2.0)
+/*
+ * sockops.bpf.c: carries the trace context between hosts in a TCP header
+ * option (struct tcp_int_opt). Runs in softirq for received segments, so it
+ * has no valid pid: everything is keyed by five-tuple.
+ *
+ *  - connect / established: enable the header-option and state callbacks,
+ *    record the connection's role (active = client, passive = server);
+ *  - HDR_OPT_LEN / WRITE_HDR_OPT: put the context from flow_context_map on
+ *    every segment while the flow has one (so splits and retransmits carry it);
+ *  - PARSE_HDR_OPT: validate the peer's option, store it in peer_context_map;
+ *  - STATE (TCP_CLOSE): drop the flow's entries and tell the agent.
+ */
+#include "maps.bpf.h"
+
+#define TCP_OPTS_MAX 40
+
+static __always_inline void tuple_from_skops(struct bpf_sock_ops *s, struct gb_tuple *t)
+{
+	if (s->family == AF_INET) {
+		set_v4mapped(t->local_addr, s->local_ip4);
+		set_v4mapped(t->remote_addr, s->remote_ip4);
+	} else {
+		__u32 w;
+		w = s->local_ip6[0]; __builtin_memcpy(t->local_addr + 0, &w, 4);
+		w = s->local_ip6[1]; __builtin_memcpy(t->local_addr + 4, &w, 4);
+		w = s->local_ip6[2]; __builtin_memcpy(t->local_addr + 8, &w, 4);
+		w = s->local_ip6[3]; __builtin_memcpy(t->local_addr + 12, &w, 4);
+		w = s->remote_ip6[0]; __builtin_memcpy(t->remote_addr + 0, &w, 4);
+		w = s->remote_ip6[1]; __builtin_memcpy(t->remote_addr + 4, &w, 4);
+		w = s->remote_ip6[2]; __builtin_memcpy(t->remote_addr + 8, &w, 4);
+		w = s->remote_ip6[3]; __builtin_memcpy(t->remote_addr + 12, &w, 4);
+	}
+	t->local_port = (__u16)s->local_port;
+	t->remote_port = (__u16)bpf_ntohl(s->remote_port);
+}
+
+static __always_inline void enable_callbacks(struct bpf_sock_ops *s)
+{
+	bpf_sock_ops_cb_flags_set(s, s->bpf_sock_ops_cb_flags |
+					     BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG |
+					     BPF_SOCK_OPS_PARSE_UNKNOWN_HDR_OPT_CB_FLAG |
+					     BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+static __always_inline void record_role(struct bpf_sock_ops *s, __u8 role)
+{
+	struct gb_tuple t = {};
+	tuple_from_skops(s, &t);
+	struct gb_conn_state fresh = {};
+	fresh.conn_id = (((__u64)bpf_get_prandom_u32() & 0x1fffff) << 32) | bpf_get_prandom_u32();
+	fresh.role = role;
+	/* A new connection on a reused five-tuple must not inherit anything. */
+	bpf_map_update_elem(&conn_map, &t, &fresh, BPF_ANY);
+	bpf_map_delete_elem(&flow_context_map, &t);
+	bpf_map_delete_elem(&peer_context_map, &t);
+}
+
+static __always_inline void reserve_option(struct bpf_sock_ops *s)
+{
+	struct gb_tuple t = {};
+	tuple_from_skops(s, &t);
+	if (!bpf_map_lookup_elem(&flow_context_map, &t))
+		return;
+	if (bpf_reserve_hdr_opt(s, GB_TCP_OPT_LEN, 0) != 0)
+		count(GB_CNT_OPT_RESERVE_FAILED);
+}
+
+static __always_inline void write_option(struct bpf_sock_ops *s)
+{
+	struct gb_tuple t = {};
+	tuple_from_skops(s, &t);
+	struct gb_flow_ctx *fc = bpf_map_lookup_elem(&flow_context_map, &t);
+	if (!fc)
+		return;
+	struct tcp_int_opt opt = {};
+	opt.kind = GB_TCP_OPT_KIND;
+	opt.len = GB_TCP_OPT_LEN;
+	opt.exid = bpf_htons(fc->sampled ? GB_EXID_SAMPLED : GB_EXID_UNSAMPLED);
+	__builtin_memcpy(opt.trace_id, fc->trace_id, 16);
+	__builtin_memcpy(opt.span_id, fc->span_id, 8);
+	if (bpf_store_hdr_opt(s, &opt, sizeof(opt), 0) == 0)
+		count(GB_CNT_OPT_WRITTEN);
+	else
+		count(GB_CNT_OPT_RESERVE_FAILED);
+}
+
+struct opt_walk {
+	__u8 opts[64]; /* 64 so that every index masked with 63 is in bounds */
+	__u32 n;       /* option bytes present (<= 40) */
+	__u32 i;       /* offset of the option being looked at */
+	int found;     /* offset of the last well-formed option of ours, or -1 */
+	int ctl;       /* segment is SYN or RST */
+};
+
+/* Reads opts[idx]; the mask proves the bound to the verifier, the barrier
+ * keeps clang from dropping the mask. */
+static __always_inline __u8 opt_at(const __u8 *opts, __u32 idx)
+{
+	asm volatile("" : "+r"(idx));
+	return opts[idx & 63];
+}
+
+/* One option per call (bpf_loop callback: verified once, not per option). */
+static long walk_option(__u32 iter, struct opt_walk *w)
+{
+	__u32 i = w->i;
+	if (i >= w->n || i >= TCP_OPTS_MAX)
+		return 1;
+	__u8 kind = opt_at(w->opts, i);
+	if (kind == 0) /* EOL */
+		return 1;
+	if (kind == 1) { /* NOP */
+		w->i = i + 1;
+		return 0;
+	}
+	if (i + 1 >= w->n)
+		return 1;
+	__u8 len = opt_at(w->opts, i + 1);
+	if (len < 2 || i + len > w->n) {
+		if (kind == GB_TCP_OPT_KIND)
+			count(GB_CNT_OPT_BAD_SEGMENT); /* truncated */
+		return 1;
+	}
+	if (kind == GB_TCP_OPT_KIND) {
+		__u16 exid = 0;
+		if (len >= 4)
+			exid = ((__u16)opt_at(w->opts, i + 2) << 8) | opt_at(w->opts, i + 3);
+		if (exid != GB_EXID_SAMPLED && exid != GB_EXID_UNSAMPLED)
+			count(GB_CNT_OPT_BAD_EXID);
+		else if (len != GB_TCP_OPT_LEN)
+			count(GB_CNT_OPT_BAD_LEN);
+		else if (w->ctl)
+			count(GB_CNT_OPT_BAD_SEGMENT);
+		else
+			w->found = i; /* i + 28 <= n <= 40, so found <= 12 */
+	}
+	w->i = i + len;
+	return 0;
+}
+
+/* Walks the options of a received segment; stores the last valid context. */
+static __always_inline void parse_option(struct bpf_sock_ops *s)
+{
+	void *data = (void *)(long)s->skb_data;
+	void *end = (void *)(long)s->skb_data_end;
+	struct tcphdr *th = data;
+	if ((void *)(th + 1) > end)
+		return;
+	__u32 n = th->doff * 4;
+	if (n <= 20 || n > 20 + TCP_OPTS_MAX)
+		return;
+	n -= 20;
+	struct opt_walk w = {};
+	w.n = n;
+	w.found = -1;
+	w.ctl = th->syn || th->rst;
+	if (bpf_probe_read_kernel(w.opts, n, (void *)(th + 1)) != 0)
+		return;
+	bpf_loop(TCP_OPTS_MAX, walk_option, &w, 0);
+	int found = w.found;
+	__u8 *opts = w.opts;
+	if (found < 0)
+		return;
+	/* Aligned copy of the ids; the mask bounds the offset for the verifier. */
+	struct gb_peer_ctx pc = {};
+	__u32 at = found;
+	asm volatile("" : "+r"(at));
+	at &= 15;
+	bpf_probe_read_kernel(pc.trace_id, 16, opts + at + 4);
+	bpf_probe_read_kernel(pc.span_id, 8, opts + at + 20);
+	pc.sampled = opt_at(opts, at + 3) == (GB_EXID_SAMPLED & 0xff);
+	if ((*(__u64 *)pc.trace_id == 0 && *(__u64 *)(pc.trace_id + 8) == 0) || *(__u64 *)pc.span_id == 0) {
+		count(GB_CNT_OPT_ZERO_ID);
+		return;
+	}
+
+	struct gb_tuple t = {};
+	tuple_from_skops(s, &t);
+	struct gb_peer_ctx *old = bpf_map_lookup_elem(&peer_context_map, &t);
+	/* Every segment of a request carries the same context: keep the
+	 * consumed mark so a later request without a context adopts nothing. */
+	if (old && *(__u64 *)old->span_id == *(__u64 *)pc.span_id &&
+	    *(__u64 *)old->trace_id == *(__u64 *)pc.trace_id &&
+	    *(__u64 *)(old->trace_id + 8) == *(__u64 *)(pc.trace_id + 8))
+		return;
+	bpf_map_update_elem(&peer_context_map, &t, &pc, BPF_ANY);
+	count(GB_CNT_OPT_RECEIVED);
+}
+
+static __always_inline void on_close(struct bpf_sock_ops *s)
+{
+	struct gb_tuple t = {};
+	tuple_from_skops(s, &t);
+	struct gb_conn_state *c = bpf_map_lookup_elem(&conn_map, &t);
+	if (c) {
+		struct gb_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+		if (ev) {
+			__builtin_memset(ev, 0, sizeof(*ev));
+			ev->type = GB_EV_CLOSE;
+			ev->role = c->role;
+			ev->msg_seq = c->msg_seq;
+			ev->conn_id = c->conn_id;
+			ev->ts_ns = bpf_ktime_get_ns();
+			ev->tuple = t;
+			bpf_ringbuf_submit(ev, 0);
+			count(GB_CNT_EVENTS_SENT);
+		} else {
+			count(GB_CNT_EVENTS_LOST);
+		}
+	}
+	bpf_map_delete_elem(&conn_map, &t);
+	bpf_map_delete_elem(&flow_context_map, &t);
+	bpf_map_delete_elem(&peer_context_map, &t);
+}
+
+SEC("sockops")
+int gearbox_sockops(struct bpf_sock_ops *s)
+{
+	if (s->family != AF_INET && s->family != AF_INET6)
+		return 1;
+	switch (s->op) {
+	case BPF_SOCK_OPS_TCP_CONNECT_CB:
+		enable_callbacks(s);
+		break;
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		enable_callbacks(s);
+		record_role(s, GB_ROLE_CLIENT);
+		break;
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		enable_callbacks(s);
+		record_role(s, GB_ROLE_SERVER);
+		break;
+	case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
+		reserve_option(s);
+		break;
+	case BPF_SOCK_OPS_WRITE_HDR_OPT_CB:
+		write_option(s);
+		break;
+	case BPF_SOCK_OPS_PARSE_HDR_OPT_CB:
+		parse_option(s);
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		if (s->args[1] == BPF_TCP_CLOSE)
+			on_close(s);
+		break;
+	}
+	return 1;
+}
+

@@ -1,0 +1,346 @@
+// SPDX-License-Identifier: (GPL-2.0 OR Apache-2.0)
+/*
+ * syscalls.bpf.c: watches every read and write of the traced processes on
+ * TCP sockets and turns them into ring-buffer events, one per syscall.
+ *
+ * Filters, cheapest first: task in the agent's cgroup scope -> not the agent
+ * -> fd is a socket -> socket is TCP over IPv4/IPv6. Everything else returns.
+ *
+ * Span ids are born here. A message ends when the direction of data on the
+ * connection flips (or a request-direction write/read follows an idle pause):
+ *  - first send of a request on a client connection: new client span id, trace
+ *    id from the thread's current server span (or a new trace), published in
+ *    flow_context_map so that sockops puts it on every segment;
+ *  - first recv of a request on a server connection: new server span id,
+ *    parent and trace id from the peer's option (or a new trace); it becomes
+ *    the thread's current context (keyed by pid and tid).
+ */
+#include "maps.bpf.h"
+
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define SOCK_STREAM 1
+#define IPPROTO_TCP 6
+#define MMSG_MAX 8
+
+/* task -> files -> fd table -> file -> socket -> sock, or NULL if the fd is
+ * not a TCP socket over IPv4/IPv6. */
+static __always_inline struct sock *tcp_sock_from_fd(int fd)
+{
+	if (fd < 0)
+		return NULL;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt)
+		return NULL;
+	if ((unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	if (!f)
+		return NULL;
+	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	struct socket *so = BPF_CORE_READ(f, private_data);
+	struct sock *sk = BPF_CORE_READ(so, sk);
+	if (!sk)
+		return NULL;
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP || BPF_CORE_READ(sk, sk_type) != SOCK_STREAM)
+		return NULL;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return NULL;
+	return sk;
+}
+
+static __always_inline void tuple_from_sock(struct sock *sk, struct gb_tuple *t)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family == AF_INET) {
+		set_v4mapped(t->local_addr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
+		set_v4mapped(t->remote_addr, BPF_CORE_READ(sk, __sk_common.skc_daddr));
+	} else {
+		BPF_CORE_READ_INTO(&t->local_addr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&t->remote_addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	}
+	t->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	t->remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+}
+
+static __always_inline int in_scope(void)
+{
+	if (gb_cfg.filter_cgroup && bpf_current_task_under_cgroup(&scope_cgroup, 0) != 1)
+		return 0;
+	return (__u32)(bpf_get_current_pid_tgid() >> 32) != gb_cfg.agent_tgid;
+}
+
+static __always_inline struct gb_conn_state *conn_lookup_or_create(struct gb_tuple *t)
+{
+	struct gb_conn_state *c = bpf_map_lookup_elem(&conn_map, t);
+	if (c)
+		return c;
+	/* A connection that existed before the agent (or before sockops saw
+	 * its handshake): its role is inferred from the first data. */
+	struct gb_conn_state fresh = {};
+	fresh.conn_id = (((__u64)bpf_get_prandom_u32() & 0x1fffff) << 32) | bpf_get_prandom_u32();
+	bpf_map_update_elem(&conn_map, t, &fresh, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&conn_map, t);
+}
+
+static __always_inline void start_server_span(struct gb_conn_state *c, struct gb_tuple *t, __u64 pid_tgid)
+{
+	struct gb_span_ctx ctx = {};
+	new_span_id(ctx.span_id);
+	struct gb_peer_ctx *pc = bpf_map_lookup_elem(&peer_context_map, t);
+	if (pc && !pc->consumed) {
+		__builtin_memcpy(ctx.trace_id, pc->trace_id, 16);
+		__builtin_memcpy(ctx.parent_span_id, pc->span_id, 8);
+		ctx.flags = GB_F_HAS_PARENT | GB_F_REMOTE_PARENT | (pc->sampled ? GB_F_SAMPLED : 0);
+		pc->consumed = 1;
+		count(GB_CNT_CTX_ADOPTED);
+	} else {
+		new_trace_id(ctx.trace_id);
+		ctx.flags = root_sampled() ? GB_F_SAMPLED : 0;
+	}
+	struct gb_thread_ctx tc = {};
+	__builtin_memcpy(tc.trace_id, ctx.trace_id, 16);
+	__builtin_memcpy(tc.span_id, ctx.span_id, 8);
+	tc.sampled = !!(ctx.flags & GB_F_SAMPLED);
+	bpf_map_update_elem(&thread_ctx_map, &pid_tgid, &tc, BPF_ANY);
+	c->ctx = ctx;
+}
+
+static __always_inline void start_client_span(struct gb_conn_state *c, struct gb_tuple *t, __u64 pid_tgid)
+{
+	struct gb_span_ctx ctx = {};
+	new_span_id(ctx.span_id);
+	struct gb_thread_ctx *tc = bpf_map_lookup_elem(&thread_ctx_map, &pid_tgid);
+	if (tc) {
+		__builtin_memcpy(ctx.trace_id, tc->trace_id, 16);
+		__builtin_memcpy(ctx.parent_span_id, tc->span_id, 8);
+		ctx.flags = GB_F_HAS_PARENT | (tc->sampled ? GB_F_SAMPLED : 0);
+	} else {
+		new_trace_id(ctx.trace_id);
+		ctx.flags = root_sampled() ? GB_F_SAMPLED : 0;
+	}
+	struct gb_flow_ctx fc = {};
+	__builtin_memcpy(fc.trace_id, ctx.trace_id, 16);
+	__builtin_memcpy(fc.span_id, ctx.span_id, 8);
+	fc.sampled = !!(ctx.flags & GB_F_SAMPLED);
+	bpf_map_update_elem(&flow_context_map, t, &fc, BPF_ANY);
+	c->ctx = ctx;
+}
+
+/* Advances the connection's message state for data moving in `dir`. */
+static __always_inline void track_message(struct gb_conn_state *c, struct gb_tuple *t, __u8 dir,
+					  __u64 pid_tgid, __u64 now)
+{
+	if (c->role == GB_ROLE_UNKNOWN) {
+		c->role = dir == GB_DIR_SEND ? GB_ROLE_CLIENT : GB_ROLE_SERVER;
+		c->role_inferred = 1;
+	}
+	int is_request = (c->role == GB_ROLE_CLIENT) == (dir == GB_DIR_SEND);
+	__u64 prev = c->last_ts;
+	int idle = prev != 0 && now > prev && now - prev > gb_cfg.idle_ns;
+	if (now > prev)
+		c->last_ts = now;
+	if (c->last_dir == dir && !(is_request && idle))
+		return;
+	c->msg_seq++;
+	c->last_dir = dir;
+	c->start_pending = 1;
+	if (!is_request) {
+		/* The response has begun, so the request has fully arrived: stop
+		 * putting its context on this flow's segments. */
+		if (c->role == GB_ROLE_CLIENT)
+			bpf_map_delete_elem(&flow_context_map, t);
+		return;
+	}
+	if (c->role == GB_ROLE_SERVER)
+		start_server_span(c, t, pid_tgid);
+	else
+		start_client_span(c, t, pid_tgid);
+}
+
+static __always_inline __u64 payload_source(__u16 sc, __u64 buf, __u64 *cap)
+{
+	struct iovec iov = {};
+	switch (sc) {
+	case GB_SC_READ:
+	case GB_SC_WRITE:
+	case GB_SC_RECVFROM:
+	case GB_SC_SENDTO:
+		return buf;
+	case GB_SC_READV:
+	case GB_SC_WRITEV:
+		bpf_probe_read_user(&iov, sizeof(iov), (void *)buf);
+		break;
+	default: {
+		/* msghdr, or the first mmsghdr whose first member is a msghdr */
+		struct user_msghdr mh = {};
+		bpf_probe_read_user(&mh, sizeof(mh), (void *)buf);
+		bpf_probe_read_user(&iov, sizeof(iov), mh.msg_iov);
+		break;
+	}
+	}
+	*cap = iov.iov_len;
+	return (__u64)iov.iov_base;
+}
+
+static __always_inline __u64 mmsg_bytes(__u64 vec, long nmsgs)
+{
+	__u64 total = 0;
+	for (int i = 0; i < MMSG_MAX; i++) {
+		if (i >= nmsgs)
+			break;
+		unsigned int len = 0;
+		struct mmsghdr *m = (struct mmsghdr *)vec + i;
+		bpf_probe_read_user(&len, sizeof(len), &m->msg_len);
+		total += len;
+	}
+	return total;
+}
+
+static __always_inline void fill_event(struct gb_event *ev, struct gb_conn_state *c, struct gb_io_args *a,
+				       __u8 dir, __u64 bytes, __u64 pid_tgid, __u64 now, int start)
+{
+	ev->type = GB_EV_DATA;
+	ev->direction = dir;
+	ev->role = c->role;
+	ev->flags = c->ctx.flags | (start ? GB_F_MSG_START : 0) | (c->role_inferred ? GB_F_ROLE_INFERRED : 0);
+	ev->pid = pid_tgid >> 32;
+	ev->tid = (__u32)pid_tgid;
+	ev->msg_seq = c->msg_seq;
+	ev->conn_id = c->conn_id;
+	ev->ts_ns = now;
+	ev->bytes = bytes;
+	ev->syscall = a->syscall;
+	ev->payload_len = 0;
+	ev->_pad = 0;
+	ev->tuple = a->tuple;
+	__builtin_memcpy(ev->trace_id, c->ctx.trace_id, 16);
+	__builtin_memcpy(ev->span_id, c->ctx.span_id, 8);
+	__builtin_memcpy(ev->parent_span_id, c->ctx.parent_span_id, 8);
+}
+
+static __always_inline __u64 wakeup_flag(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= gb_cfg.ringbuf_wakeup_bytes
+		       ? BPF_RB_FORCE_WAKEUP
+		       : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void emit(struct gb_conn_state *c, struct gb_io_args *a, __u8 dir, long ret,
+				 __u64 pid_tgid, __u64 now)
+{
+	int start = c->start_pending;
+	c->start_pending = 0;
+	if (!(c->ctx.flags & GB_F_SAMPLED))
+		return; /* unsampled: the context still travels, nothing is reported */
+	__u64 bytes = ret;
+	if (a->syscall == GB_SC_RECVMMSG || a->syscall == GB_SC_SENDMMSG)
+		bytes = mmsg_bytes(a->buf, ret);
+	if (!start) {
+		struct gb_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+		if (!ev) {
+			count(GB_CNT_EVENTS_LOST);
+			return;
+		}
+		fill_event(ev, c, a, dir, bytes, pid_tgid, now, 0);
+		ev->comm[0] = 0;
+		bpf_ringbuf_submit(ev, wakeup_flag());
+		count(GB_CNT_EVENTS_SENT);
+		return;
+	}
+	struct gb_event_with_payload *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(GB_CNT_EVENTS_LOST);
+		return;
+	}
+	fill_event(&e->ev, c, a, dir, bytes, pid_tgid, now, 1);
+	bpf_get_current_comm(e->ev.comm, sizeof(e->ev.comm));
+	__u64 cap = bytes;
+	__u64 src = payload_source(a->syscall, a->buf, &cap);
+	__u64 n = bytes < cap ? bytes : cap;
+	if (n > GB_PAYLOAD_MAX)
+		n = GB_PAYLOAD_MAX;
+	if (n && bpf_probe_read_user(e->payload, n, (void *)src) == 0)
+		e->ev.payload_len = n;
+	bpf_ringbuf_submit(e, wakeup_flag());
+	count(GB_CNT_EVENTS_SENT);
+}
+
+static __always_inline int on_enter(struct trace_event_raw_sys_enter *ctx, __u16 sc, __u8 dir)
+{
+	if (!in_scope())
+		return 0;
+	struct sock *sk = tcp_sock_from_fd((int)ctx->args[0]);
+	if (!sk)
+		return 0;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct gb_io_args a = {};
+	a.buf = ctx->args[1];
+	a.sk = (__u64)sk;
+	a.syscall = sc;
+	tuple_from_sock(sk, &a.tuple);
+	if (dir == GB_DIR_SEND) {
+		/* Before the data leaves: the context must be in its segments. */
+		struct gb_conn_state *c = conn_lookup_or_create(&a.tuple);
+		if (!c)
+			return 0;
+		a.ts = bpf_ktime_get_ns();
+		track_message(c, &a.tuple, dir, pid_tgid, a.ts);
+	}
+	bpf_map_update_elem(&io_args_map, &pid_tgid, &a, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int on_exit(struct trace_event_raw_sys_exit *ctx, __u16 sc, __u8 dir)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct gb_io_args *ap = bpf_map_lookup_elem(&io_args_map, &pid_tgid);
+	if (!ap)
+		return 0;
+	struct gb_io_args a = *ap;
+	bpf_map_delete_elem(&io_args_map, &pid_tgid);
+	long ret = ctx->ret;
+	if (a.syscall != sc || ret <= 0)
+		return 0;
+	/* Sends are stamped at enter (data handed to the kernel), receives at
+	 * exit (data arrived): a peer's span then always nests inside ours. */
+	__u64 now = dir == GB_DIR_SEND ? a.ts : bpf_ktime_get_ns();
+	struct gb_conn_state *c = conn_lookup_or_create(&a.tuple);
+	if (!c)
+		return 0;
+	if (dir == GB_DIR_RECV)
+		track_message(c, &a.tuple, dir, pid_tgid, now);
+	emit(c, &a, dir, ret, pid_tgid, now);
+	return 0;
+}
+
+#define GB_SYSCALL(name, sc, dir)                                                  \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                \
+	int gb_enter_##name(struct trace_event_raw_sys_enter *ctx)                  \
+	{                                                                          \
+		return on_enter(ctx, sc, dir);                                     \
+	}                                                                          \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                 \
+	int gb_exit_##name(struct trace_event_raw_sys_exit *ctx)                    \
+	{                                                                          \
+		return on_exit(ctx, sc, dir);                                      \
+	}
+
+GB_SYSCALL(read, GB_SC_READ, GB_DIR_RECV)
+GB_SYSCALL(readv, GB_SC_READV, GB_DIR_RECV)
+GB_SYSCALL(recvfrom, GB_SC_RECVFROM, GB_DIR_RECV)
+GB_SYSCALL(recvmsg, GB_SC_RECVMSG, GB_DIR_RECV)
+GB_SYSCALL(recvmmsg, GB_SC_RECVMMSG, GB_DIR_RECV)
+GB_SYSCALL(write, GB_SC_WRITE, GB_DIR_SEND)
+GB_SYSCALL(writev, GB_SC_WRITEV, GB_DIR_SEND)
+GB_SYSCALL(sendto, GB_SC_SENDTO, GB_DIR_SEND)
+GB_SYSCALL(sendmsg, GB_SC_SENDMSG, GB_DIR_SEND)
+GB_SYSCALL(sendmmsg, GB_SC_SENDMMSG, GB_DIR_SEND)
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

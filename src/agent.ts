@@ -1,0 +1,136 @@
+/**
+ * The agent: kernel events -> decoder -> correlator -> spans -> OTLP.
+ * One Agent per host (per cgroup scope).
+ */
+import { KernelTracer, defaultObjectPath } from './bpf/kernel-tracer';
+import { requireRunPrerequisites } from './bpf/prerequisites';
+import { decodeEvent } from './events/decoder';
+import { Flag } from './events/layout';
+import { EventRecorder } from './events/replay';
+import { Correlator, type Exchange } from './trace/correlator';
+import { WallClock, libcClock } from './export/clock';
+import { ProcessResources, type ServiceNameSource } from './export/process-resources';
+import { buildSpan } from './export/span-builder';
+import { createSpanPipeline, type SpanPipeline } from './export/span-pipeline';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { Logger } from './log';
+
+export interface AgentOptions {
+  cgroupPath: string;
+  filterCgroup: boolean;
+  idleMs: number;
+  sampleRatio: number;
+  ringBufferBytes: number;
+  pollMs: number;
+  statsIntervalMs: number;
+  recordFile?: string;
+  serviceNameFrom: ServiceNameSource;
+  resourceAttributes: Record<string, string>;
+  exporter?: SpanExporter;
+  objectPath?: string;
+  log: Logger;
+}
+
+export class Agent {
+  private readonly tracer: KernelTracer;
+  private readonly correlator: Correlator;
+  private readonly clock = new WallClock(libcClock());
+  private readonly resources: ProcessResources;
+  private readonly pipeline: SpanPipeline;
+  private recorder?: EventRecorder;
+  private stopping = false;
+  private loopDone?: Promise<void>;
+  private statsTimer?: NodeJS.Timeout;
+  decodeErrors = 0;
+
+  constructor(private readonly opts: AgentOptions) {
+    requireRunPrerequisites(opts.cgroupPath);
+    this.tracer = new KernelTracer({
+      objectPath: opts.objectPath ?? defaultObjectPath(),
+      cgroupPath: opts.cgroupPath,
+      filterCgroup: opts.filterCgroup,
+      idleMs: opts.idleMs,
+      sampleRatio: opts.sampleRatio,
+      ringBufferBytes: opts.ringBufferBytes,
+      log: opts.log,
+    });
+    this.resources = new ProcessResources(opts.resourceAttributes, opts.serviceNameFrom);
+    this.pipeline = createSpanPipeline(opts.log, opts.exporter);
+    this.correlator = new Correlator((ex) => this.export(ex), { idleNs: opts.idleMs * 1e6 });
+  }
+
+  start(): void {
+    this.tracer.start();
+    if (this.opts.recordFile) this.recorder = new EventRecorder(this.opts.recordFile);
+    this.opts.log.info({ cgroup: this.opts.cgroupPath, scoped: this.opts.filterCgroup }, 'attached');
+    this.loopDone = this.loop();
+    if (this.opts.statsIntervalMs > 0) {
+      this.statsTimer = setInterval(() => this.opts.log.info(this.stats(), 'stats'), this.opts.statsIntervalMs);
+      this.statsTimer.unref();
+    }
+  }
+
+  stats() {
+    return {
+      kernel: this.tracer.counters(),
+      correlator: { ...this.correlator.stats },
+      export: { ...this.pipeline.exporter.stats },
+      decodeErrors: this.decodeErrors,
+    };
+  }
+
+  /** Drains what is left, exports every pending span, detaches. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.statsTimer) clearInterval(this.statsTimer);
+    await this.loopDone;
+    this.drain();
+    this.correlator.flush();
+    const final = this.stats();
+    this.tracer.stop();
+    this.recorder?.close();
+    try {
+      await this.pipeline.shutdown();
+    } catch (e) {
+      this.opts.log.warn({ err: (e as Error).message }, 'exporter shutdown failed');
+    }
+    this.opts.log.info({ ...final, export: { ...this.pipeline.exporter.stats } }, 'detached');
+  }
+
+  private async loop(): Promise<void> {
+    let calibrated = Date.now();
+    while (!this.stopping) {
+      await this.tracer.ring.wait(this.opts.pollMs);
+      if (this.stopping) break;
+      this.drain();
+      this.correlator.tick(this.clock.nowMonotonicNs());
+      if (Date.now() - calibrated > 10_000) {
+        this.clock.calibrate();
+        calibrated = Date.now();
+      }
+    }
+  }
+
+  private drain(): void {
+    this.tracer.ring.drain(this.onRecord);
+  }
+
+  private readonly onRecord = (bytes: Uint8Array, view: DataView, off: number, len: number): void => {
+    this.recorder?.write(bytes.subarray(off, off + len));
+    let ev;
+    try {
+      ev = decodeEvent(bytes, view, off, len);
+    } catch {
+      this.decodeErrors++;
+      return;
+    }
+    if (ev.flags & Flag.GB_F_MSG_START) this.resources.observe(ev.pid, ev.comm);
+    this.correlator.push(ev);
+  };
+
+  private export(ex: Exchange): void {
+    const resource = this.resources.get(ex.request.pid);
+    this.pipeline.submit(buildSpan(ex, resource, this.clock));
+  }
+}

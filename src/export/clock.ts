@@ -1,0 +1,69 @@
+/**
+ * Converts kernel timestamps (CLOCK_MONOTONIC, ns) to wall-clock OTel HrTime.
+ * The offset is read with clock_gettime bracketed by two monotonic reads, so
+ * agents on one machine agree to about a microsecond; it is re-read
+ * periodically to follow wall-clock adjustments.
+ */
+import type { HrTime } from '@opentelemetry/api';
+
+export interface ClockSource {
+  monotonicNs(): bigint;
+  realtimeNs(): bigint;
+}
+
+const CLOCK_REALTIME = 0;
+const CLOCK_MONOTONIC = 1;
+
+/** clock_gettime through libc (exact), for the live agent. */
+export function libcClock(): ClockSource {
+  // Loaded lazily so unit tests with a fake clock need no native code.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { libbpf } = require('../bpf/libbpf') as typeof import('../bpf/libbpf');
+  const lib = libbpf();
+  const ts = [0n, 0n];
+  const read = (clk: number) => {
+    lib.clock_gettime(clk, ts);
+    return BigInt(ts[0]) * 1_000_000_000n + BigInt(ts[1]);
+  };
+  return { monotonicNs: () => read(CLOCK_MONOTONIC), realtimeNs: () => read(CLOCK_REALTIME) };
+}
+
+/** Node's own clocks (hrtime is CLOCK_MONOTONIC; Date is ms-precise). */
+export function nodeClock(): ClockSource {
+  return { monotonicNs: () => process.hrtime.bigint(), realtimeNs: () => BigInt(Date.now()) * 1_000_000n };
+}
+
+export class WallClock {
+  private offsetNs = 0n;
+
+  constructor(private readonly source: ClockSource) {
+    this.calibrate();
+  }
+
+  calibrate(): void {
+    const a = this.source.monotonicNs();
+    const r = this.source.realtimeNs();
+    const b = this.source.monotonicNs();
+    this.offsetNs = r - (a + b) / 2n;
+  }
+
+  nowMonotonicNs(): number {
+    return Number(this.source.monotonicNs());
+  }
+
+  toHrTime(monotonicNs: number): HrTime {
+    const wall = BigInt(Math.round(monotonicNs)) + this.offsetNs;
+    return [Number(wall / 1_000_000_000n), Number(wall % 1_000_000_000n)];
+  }
+}
+
+export function hrDuration(start: HrTime, end: HrTime): HrTime {
+  let s = end[0] - start[0];
+  let n = end[1] - start[1];
+  if (n < 0) {
+    s -= 1;
+    n += 1_000_000_000;
+  }
+  if (s < 0) return [0, 0];
+  return [s, n];
+}

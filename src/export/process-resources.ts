@@ -1,0 +1,128 @@
+/**
+ * One OTel Resource per traced process: service.name from the process's own
+ * OTEL_SERVICE_NAME (read from /proc/<pid>/environ) when set, else the
+ * process name (comm: what ps shows; Debian's redis-server, for one, is a
+ * link to redis-check-rdb); plus process.* and host.name. Resolved when a process is
+ * first seen (it may be gone by the time its spans are exported) and cached
+ * by pid + start time, so a reused pid gets a fresh resource.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import {
+  ATTR_SERVICE_NAME,
+  ATTR_PROCESS_PID,
+  ATTR_PROCESS_EXECUTABLE_NAME,
+  ATTR_PROCESS_COMMAND_LINE,
+  ATTR_HOST_NAME,
+  ATTR_TELEMETRY_SDK_NAME,
+  ATTR_TELEMETRY_SDK_LANGUAGE,
+} from '@opentelemetry/semantic-conventions/incubating';
+
+export interface ProcessInfo {
+  pid: number;
+  serviceName: string;
+  executableName: string;
+  commandLine?: string;
+}
+
+export type ServiceNameSource = 'env' | 'comm';
+
+function readText(p: string): string | undefined {
+  try {
+    return fs.readFileSync(p, 'latin1');
+  } catch {
+    return undefined;
+  }
+}
+
+function startTime(pid: number): string | undefined {
+  const stat = readText(`/proc/${pid}/stat`);
+  if (!stat) return undefined;
+  // Field 22 (starttime), counted after the ')' that closes comm.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return fields[19];
+}
+
+/** Reads what /proc says about `pid`; `comm` is the fallback when it is gone. */
+export function readProcessInfo(pid: number, comm: string | undefined, from: ServiceNameSource = 'env', procRoot = '/proc'): ProcessInfo {
+  let exe: string | undefined;
+  try {
+    exe = path.basename(fs.readlinkSync(`${procRoot}/${pid}/exe`)).replace(/ \(deleted\)$/, '');
+  } catch {
+    exe = undefined;
+  }
+  const procComm = readText(`${procRoot}/${pid}/comm`)?.trim() || comm;
+  const executableName = exe ?? procComm ?? `pid-${pid}`;
+  const cmdline = readText(`${procRoot}/${pid}/cmdline`);
+  const commandLine = cmdline ? cmdline.split('\0').filter(Boolean).join(' ') : undefined;
+  let serviceName: string | undefined;
+  if (from === 'env') {
+    const environ = readText(`${procRoot}/${pid}/environ`);
+    const entry = environ?.split('\0').find((e) => e.startsWith('OTEL_SERVICE_NAME='));
+    const v = entry?.slice('OTEL_SERVICE_NAME='.length).trim();
+    if (v) serviceName = v;
+  }
+  return { pid, serviceName: serviceName ?? procComm ?? executableName, executableName, commandLine };
+}
+
+export class ProcessResources {
+  private readonly cache = new Map<number, { start?: string; comm?: string; resource: Resource; info: ProcessInfo }>();
+
+  constructor(
+    private readonly base: Record<string, string> = {},
+    private readonly serviceNameFrom: ServiceNameSource = 'env',
+    private readonly maxEntries = 16384,
+  ) {}
+
+  /** The resource for `pid`; reads /proc the first time a pid is seen. */
+  get(pid: number, comm?: string): Resource {
+    const hit = this.cache.get(pid);
+    if (hit) return hit.resource;
+    return this.resolve(pid, comm).resource;
+  }
+
+  /**
+   * Call on a message start. Resolves a new pid at once (the process may be
+   * gone by the time its spans are exported); re-resolves a known pid only
+   * when its comm changed (exec, or pid reuse) and /proc shows a new process.
+   */
+  observe(pid: number, comm?: string): void {
+    const hit = this.cache.get(pid);
+    if (hit) {
+      if (!comm || comm === hit.comm) return;
+      const now = startTime(pid);
+      if (now === undefined || now === hit.start) {
+        hit.comm = comm; // renamed thread or process: same process
+        return;
+      }
+    }
+    this.resolve(pid, comm);
+  }
+
+  info(pid: number): ProcessInfo | undefined {
+    return this.cache.get(pid)?.info;
+  }
+
+  private resolve(pid: number, comm?: string) {
+    if (this.cache.size >= this.maxEntries) {
+      const first = this.cache.keys().next().value as number;
+      this.cache.delete(first);
+    }
+    const info = readProcessInfo(pid, comm, this.serviceNameFrom);
+    const attrs: Record<string, string | number> = {
+      [ATTR_HOST_NAME]: os.hostname(),
+      ...this.base,
+      [ATTR_SERVICE_NAME]: info.serviceName,
+      [ATTR_PROCESS_PID]: pid,
+      [ATTR_PROCESS_EXECUTABLE_NAME]: info.executableName,
+      [ATTR_TELEMETRY_SDK_NAME]: 'gearbox',
+      [ATTR_TELEMETRY_SDK_LANGUAGE]: 'ebpf',
+    };
+    if (info.commandLine) attrs[ATTR_PROCESS_COMMAND_LINE] = info.commandLine;
+    const entry = { start: startTime(pid), comm, resource: resourceFromAttributes(attrs), info };
+    this.cache.set(pid, entry);
+    return entry;
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * Turns a correlated exchange into an OTel ReadableSpan whose ids and times
+ * came from the kernel. Named and described by protocol (HTTP/1.x, Redis,
+ * generic TCP) following the semantic conventions.
+ */
+import { SpanKind, SpanStatusCode, TraceFlags, type Attributes, type SpanContext, type SpanStatus } from '@opentelemetry/api';
+import type { Resource } from '@opentelemetry/resources';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import {
+  ATTR_CLIENT_ADDRESS,
+  ATTR_CLIENT_PORT,
+  ATTR_ERROR_TYPE,
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_NETWORK_PEER_ADDRESS,
+  ATTR_NETWORK_PEER_PORT,
+  ATTR_NETWORK_PROTOCOL_NAME,
+  ATTR_NETWORK_PROTOCOL_VERSION,
+  ATTR_NETWORK_TRANSPORT,
+  ATTR_NETWORK_TYPE,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
+  ATTR_URL_FULL,
+  ATTR_URL_PATH,
+  ATTR_URL_QUERY,
+  ATTR_URL_SCHEME,
+  ATTR_USER_AGENT_ORIGINAL,
+  ATTR_DB_SYSTEM_NAME,
+  ATTR_DB_OPERATION_NAME,
+} from '@opentelemetry/semantic-conventions';
+import { ATTR_THREAD_ID } from '@opentelemetry/semantic-conventions/incubating';
+import { Flag, Role } from '../events/layout';
+import type { Exchange } from '../trace/correlator';
+import { identify } from '../protocols';
+import { hrDuration, type WallClock } from './clock';
+
+export const INSTRUMENTATION_SCOPE = { name: 'gearbox', version: '0.1.0' };
+
+function isIpv4(addr: string): boolean {
+  return /^\d+\.\d+\.\d+\.\d+$/.test(addr);
+}
+
+export function buildSpan(ex: Exchange, resource: Resource, clock: WallClock): ReadableSpan {
+  const server = ex.role === Role.GB_ROLE_SERVER;
+  const view = identify(ex.request.head, ex.response?.head);
+  const attrs: Attributes = {
+    [ATTR_NETWORK_TRANSPORT]: 'tcp',
+    [ATTR_NETWORK_TYPE]: isIpv4(ex.tuple.remoteAddr) ? 'ipv4' : 'ipv6',
+    [ATTR_NETWORK_PEER_ADDRESS]: ex.tuple.remoteAddr,
+    [ATTR_NETWORK_PEER_PORT]: ex.tuple.remotePort,
+    [ATTR_THREAD_ID]: ex.request.tid,
+    'gearbox.request.bytes': ex.request.bytes,
+    'gearbox.response.bytes': ex.response?.bytes ?? 0,
+    'gearbox.end_reason': ex.endReason ?? 'unknown',
+  };
+  if (server) {
+    attrs[ATTR_SERVER_ADDRESS] = ex.tuple.localAddr;
+    attrs[ATTR_SERVER_PORT] = ex.tuple.localPort;
+    attrs[ATTR_CLIENT_ADDRESS] = ex.tuple.remoteAddr;
+    attrs[ATTR_CLIENT_PORT] = ex.tuple.remotePort;
+  } else {
+    attrs[ATTR_SERVER_ADDRESS] = ex.tuple.remoteAddr;
+    attrs[ATTR_SERVER_PORT] = ex.tuple.remotePort;
+  }
+  if (ex.incomplete) attrs['gearbox.incomplete'] = ex.incomplete;
+
+  let name: string;
+  let status: SpanStatus = { code: SpanStatusCode.UNSET };
+  switch (view.protocol) {
+    case 'http': {
+      const { request, response } = view;
+      name = request.method;
+      attrs[ATTR_HTTP_REQUEST_METHOD] = request.method;
+      attrs[ATTR_URL_PATH] = request.path;
+      if (request.query !== undefined) attrs[ATTR_URL_QUERY] = request.query;
+      attrs[ATTR_URL_SCHEME] = 'http';
+      attrs[ATTR_NETWORK_PROTOCOL_NAME] = 'http';
+      attrs[ATTR_NETWORK_PROTOCOL_VERSION] = request.version;
+      if (request.userAgent) attrs[ATTR_USER_AGENT_ORIGINAL] = request.userAgent;
+      if (!server) {
+        const host = request.host ?? `${ex.tuple.remoteAddr}:${ex.tuple.remotePort}`;
+        attrs[ATTR_URL_FULL] = `http://${host}${request.target.startsWith('/') ? request.target : '/'}`;
+      }
+      if (response) {
+        attrs[ATTR_HTTP_RESPONSE_STATUS_CODE] = response.status;
+        if (response.status >= 500 || (!server && response.status >= 400)) {
+          status = { code: SpanStatusCode.ERROR };
+          attrs[ATTR_ERROR_TYPE] = String(response.status);
+        }
+      }
+      break;
+    }
+    case 'redis': {
+      name = view.command.name;
+      attrs[ATTR_DB_SYSTEM_NAME] = 'redis';
+      attrs[ATTR_DB_OPERATION_NAME] = view.command.name;
+      attrs[ATTR_NETWORK_PROTOCOL_NAME] = 'resp';
+      if (view.reply?.error !== undefined) {
+        status = { code: SpanStatusCode.ERROR, message: view.reply.error };
+        attrs[ATTR_ERROR_TYPE] = view.reply.error.split(' ')[0] || 'redis_error';
+      }
+      break;
+    }
+    default:
+      name = `tcp ${server ? ex.tuple.localPort : ex.tuple.remotePort}`;
+  }
+  if (!ex.response) {
+    status = { code: SpanStatusCode.ERROR, message: `no response (${ex.endReason ?? 'unknown'})` };
+    attrs[ATTR_ERROR_TYPE] ??= 'no_response';
+  }
+
+  const traceFlags = ex.flags & Flag.GB_F_SAMPLED ? TraceFlags.SAMPLED : TraceFlags.NONE;
+  const ctx: SpanContext = { traceId: ex.traceId, spanId: ex.spanId, traceFlags, isRemote: false };
+  const parent: SpanContext | undefined = ex.parentSpanId
+    ? { traceId: ex.traceId, spanId: ex.parentSpanId, traceFlags, isRemote: (ex.flags & Flag.GB_F_REMOTE_PARENT) !== 0 }
+    : undefined;
+  const endNs = ex.response ? ex.response.endNs : ex.request.endNs;
+  const startTime = clock.toHrTime(ex.request.startNs);
+  const endTime = clock.toHrTime(Math.max(endNs, ex.request.startNs));
+  return {
+    name,
+    kind: server ? SpanKind.SERVER : SpanKind.CLIENT,
+    spanContext: () => ctx,
+    parentSpanContext: parent,
+    startTime,
+    endTime,
+    duration: hrDuration(startTime, endTime),
+    status,
+    attributes: attrs,
+    links: [],
+    events: [],
+    ended: true,
+    resource,
+    instrumentationScope: INSTRUMENTATION_SCOPE,
+    droppedAttributesCount: 0,
+    droppedEventsCount: 0,
+    droppedLinksCount: 0,
+  };
+}

@@ -1,0 +1,137 @@
+/**
+ * HTTP/1.x message heads, parsed from the first bytes of a message. Parsing
+ * never throws: anything that is not a well-formed head returns null.
+ */
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
+
+export interface HttpRequestHead {
+  method: string;
+  target: string;
+  path: string;
+  query?: string;
+  version: string;
+  host?: string;
+  userAgent?: string;
+  /** Bytes of the head, or undefined when it did not fit in the captured bytes. */
+  headLength?: number;
+  contentLength?: number;
+}
+
+export interface HttpResponseHead {
+  status: number;
+  version: string;
+  headLength?: number;
+  contentLength?: number;
+  chunked: boolean;
+  /** true when the head asks to close the connection after this response. */
+  close: boolean;
+}
+
+function firstLine(buf: Buffer): string | null {
+  const end = buf.indexOf('\r\n');
+  if (end <= 0 || end > 8192) return null;
+  return buf.toString('latin1', 0, end);
+}
+
+function headers(buf: Buffer): { map: Map<string, string>; headLength?: number } {
+  const text = buf.toString('latin1');
+  const endIdx = text.indexOf('\r\n\r\n');
+  const headText = endIdx >= 0 ? text.slice(0, endIdx) : text;
+  const map = new Map<string, string>();
+  const lines = headText.split('\r\n').slice(1);
+  // Without the terminating blank line the last line may be cut: ignore it.
+  if (endIdx < 0) lines.pop();
+  for (const line of lines) {
+    const c = line.indexOf(':');
+    if (c <= 0) continue;
+    map.set(line.slice(0, c).trim().toLowerCase(), line.slice(c + 1).trim());
+  }
+  return { map, headLength: endIdx >= 0 ? endIdx + 4 : undefined };
+}
+
+function parseLength(v: string | undefined): number | undefined {
+  if (v === undefined || !/^\d{1,15}$/.test(v)) return undefined;
+  return Number(v);
+}
+
+export function looksLikeHttpRequest(buf: Buffer): boolean {
+  const sp = buf.indexOf(' ');
+  return sp > 2 && sp < 8 && METHODS.has(buf.toString('latin1', 0, sp));
+}
+
+export function parseHttpRequest(buf: Buffer): HttpRequestHead | null {
+  if (!looksLikeHttpRequest(buf)) return null;
+  const line = firstLine(buf);
+  if (!line) return null;
+  const m = /^([A-Z]+) (\S+) HTTP\/(\d\.\d)$/.exec(line);
+  if (!m || !METHODS.has(m[1])) return null;
+  const target = m[2];
+  const q = target.indexOf('?');
+  let pathPart = q >= 0 ? target.slice(0, q) : target;
+  if (/^https?:\/\//i.test(pathPart)) {
+    // absolute-form (proxies): keep only the path
+    const slash = pathPart.indexOf('/', pathPart.indexOf('//') + 2);
+    pathPart = slash >= 0 ? pathPart.slice(slash) : '/';
+  }
+  const h = headers(buf);
+  return {
+    method: m[1],
+    target,
+    path: pathPart,
+    query: q >= 0 ? target.slice(q + 1) : undefined,
+    version: m[3],
+    host: h.map.get('host'),
+    userAgent: h.map.get('user-agent'),
+    headLength: h.headLength,
+    contentLength: parseLength(h.map.get('content-length')),
+  };
+}
+
+export function looksLikeHttpResponse(buf: Buffer): boolean {
+  return buf.length >= 12 && buf.toString('latin1', 0, 7) === 'HTTP/1.';
+}
+
+export function parseHttpResponse(buf: Buffer): HttpResponseHead | null {
+  if (!looksLikeHttpResponse(buf)) return null;
+  const line = firstLine(buf);
+  if (!line) return null;
+  const m = /^HTTP\/(\d\.\d) (\d{3})(?: .*)?$/.exec(line);
+  if (!m) return null;
+  const h = headers(buf);
+  const te = h.map.get('transfer-encoding')?.toLowerCase() ?? '';
+  const conn = h.map.get('connection')?.toLowerCase() ?? '';
+  return {
+    version: m[1],
+    status: Number(m[2]),
+    headLength: h.headLength,
+    contentLength: parseLength(h.map.get('content-length')),
+    chunked: te.includes('chunked'),
+    close: conn.includes('close') || (m[1] === '1.0' && !conn.includes('keep-alive')),
+  };
+}
+
+/**
+ * Whether a response of `bytes` bytes whose head is `resp` is complete, or
+ * undefined when the head does not say (chunked, close-delimited, cut head).
+ */
+export function httpResponseComplete(resp: HttpResponseHead, bytes: number, requestMethod?: string): boolean | undefined {
+  if (resp.headLength === undefined) return undefined;
+  const bodyless = requestMethod === 'HEAD' || resp.status === 204 || resp.status === 304 || (resp.status >= 100 && resp.status < 200);
+  if (bodyless) return bytes >= resp.headLength;
+  if (resp.contentLength !== undefined && !resp.chunked) return bytes >= resp.headLength + resp.contentLength;
+  return undefined;
+}
+
+/** Counts complete request heads back to back in `buf` (pipelining). */
+export function countPipelinedRequests(buf: Buffer): number {
+  let n = 0;
+  let off = 0;
+  while (off < buf.length) {
+    const rest = buf.subarray(off);
+    const req = parseHttpRequest(rest);
+    if (!req || req.headLength === undefined) break;
+    n++;
+    off += req.headLength + (req.contentLength ?? 0);
+  }
+  return n;
+}

@@ -1,0 +1,244 @@
+/**
+ * Pairs kernel events into exchanges (one request message + its response
+ * message on one connection), which become spans.
+ *
+ * The kernel numbers messages per connection (msg_seq, +1 on every flip of
+ * the data direction), so an event belongs to its exchange by number, not by
+ * arrival order: events that arrive out of order between CPUs still land in
+ * the right place. An exchange ends when the next request on the connection
+ * starts, the connection closes, the protocol says the response is complete
+ * (HTTP Content-Length, a whole Redis reply), or nothing moved for idleNs.
+ * Ended exchanges wait reorderNs before they are emitted, so that late events
+ * from another CPU are still counted.
+ */
+import { Direction, EventType, Flag, Role } from '../events/layout';
+import type { KernelEvent, Tuple } from '../events/decoder';
+import { responseComplete } from '../protocols';
+
+export interface Message {
+  seq: number;
+  startNs: number;
+  endNs: number;
+  bytes: number;
+  events: number;
+  head?: Buffer;
+  pid: number;
+  tid: number;
+}
+
+export type EndReason = 'next-request' | 'close' | 'complete' | 'idle' | 'evicted' | 'shutdown';
+
+export interface Exchange {
+  connId: number;
+  role: number; // Role
+  tuple: Tuple;
+  traceId: string;
+  spanId: string;
+  parentSpanId: string;
+  flags: number;
+  request: Message;
+  response?: Message;
+  endReason?: EndReason;
+  /** Why the exchange is known to be incomplete (e.g. its first event was lost). */
+  incomplete?: string;
+}
+
+export interface CorrelatorOptions {
+  idleNs: number;
+  reorderNs: number;
+  maxConnections: number;
+  maxOpenPerConnection: number;
+}
+
+export interface CorrelatorStats {
+  events: number;
+  exchanges: number;
+  orphanResponses: number;
+  lateEvents: number;
+  evictedConnections: number;
+  connections: number;
+}
+
+interface Conn {
+  id: number;
+  role: number;
+  tuple: Tuple;
+  lastNs: number;
+  /** Open and ended-but-not-emitted exchanges, by request msg_seq. */
+  exchanges: Map<number, Exchange>;
+  /** Highest request seq emitted: events for it or below are late. */
+  emittedSeq: number;
+  closed: boolean;
+}
+
+interface Ended {
+  conn: Conn;
+  seq: number;
+  ex: Exchange;
+  atNs: number;
+}
+
+export const DEFAULT_CORRELATOR_OPTIONS: CorrelatorOptions = {
+  idleNs: 2_000_000_000,
+  reorderNs: 20_000_000,
+  maxConnections: 100_000,
+  maxOpenPerConnection: 64,
+};
+
+export class Correlator {
+  private readonly conns = new Map<number, Conn>();
+  private ended: Ended[] = [];
+  private readonly opts: CorrelatorOptions;
+  readonly stats: CorrelatorStats = { events: 0, exchanges: 0, orphanResponses: 0, lateEvents: 0, evictedConnections: 0, connections: 0 };
+
+  constructor(
+    private readonly onExchange: (ex: Exchange) => void,
+    opts: Partial<CorrelatorOptions> = {},
+  ) {
+    this.opts = { ...DEFAULT_CORRELATOR_OPTIONS, ...opts };
+  }
+
+  push(ev: KernelEvent): void {
+    this.stats.events++;
+    if (ev.type === EventType.GB_EV_CLOSE) return this.close(ev);
+    if (ev.type !== EventType.GB_EV_DATA) return;
+    const conn = this.connFor(ev);
+    conn.lastNs = Math.max(conn.lastNs, ev.tsNs);
+    const isRequest = (conn.role === Role.GB_ROLE_CLIENT) === (ev.direction === Direction.GB_DIR_SEND);
+    const reqSeq = isRequest ? ev.msgSeq : ev.msgSeq - 1;
+    let ex = conn.exchanges.get(reqSeq);
+    if (!ex) {
+      if (reqSeq <= conn.emittedSeq) {
+        this.stats.lateEvents++;
+        return;
+      }
+      if (!isRequest) {
+        this.stats.orphanResponses++;
+        return;
+      }
+      ex = this.open(conn, reqSeq, ev);
+    }
+    const msg = isRequest ? ex.request : (ex.response ??= newMessage(ev));
+    addToMessage(msg, ev);
+    if (!isRequest && !ex.endReason && responseComplete(ex.request.head, msg.head, msg.bytes)) {
+      this.end(conn, reqSeq, ex, 'complete', ev.tsNs);
+    }
+  }
+
+  /**
+   * Ends idle exchanges and emits those that ended at least reorderNs ago.
+   * `nowNs` is CLOCK_MONOTONIC, the clock of the kernel's timestamps.
+   */
+  tick(nowNs: number): void {
+    for (const conn of this.conns.values()) {
+      if (nowNs - conn.lastNs < this.opts.idleNs) continue;
+      for (const [seq, ex] of conn.exchanges) if (!ex.endReason) this.end(conn, seq, ex, 'idle', nowNs);
+    }
+    if (this.ended.length === 0) return;
+    const keep: Ended[] = [];
+    for (const e of this.ended) {
+      if (nowNs - e.atNs >= this.opts.reorderNs) this.emit(e);
+      else keep.push(e);
+    }
+    this.ended = keep;
+    for (const [id, conn] of this.conns) {
+      if (conn.exchanges.size === 0 && (conn.closed || nowNs - conn.lastNs > 10 * this.opts.idleNs)) this.conns.delete(id);
+    }
+    this.stats.connections = this.conns.size;
+  }
+
+  /** Ends and emits everything (agent shutdown). */
+  flush(): void {
+    for (const conn of this.conns.values()) {
+      for (const [seq, ex] of conn.exchanges) if (!ex.endReason) this.end(conn, seq, ex, 'shutdown', conn.lastNs);
+    }
+    for (const e of this.ended) this.emit(e);
+    this.ended = [];
+    this.conns.clear();
+    this.stats.connections = 0;
+  }
+
+  private connFor(ev: KernelEvent): Conn {
+    let conn = this.conns.get(ev.connId);
+    if (!conn) {
+      if (this.conns.size >= this.opts.maxConnections) this.evictOldest();
+      conn = { id: ev.connId, role: ev.role, tuple: ev.tuple, lastNs: ev.tsNs, exchanges: new Map(), emittedSeq: -1, closed: false };
+      this.conns.set(ev.connId, conn);
+      this.stats.connections = this.conns.size;
+    }
+    return conn;
+  }
+
+  private open(conn: Conn, reqSeq: number, ev: KernelEvent): Exchange {
+    const ex: Exchange = {
+      connId: conn.id,
+      role: conn.role,
+      tuple: conn.tuple,
+      traceId: ev.traceId,
+      spanId: ev.spanId,
+      parentSpanId: ev.parentSpanId,
+      flags: ev.flags & ~Flag.GB_F_MSG_START,
+      request: newMessage(ev),
+    };
+    if (!(ev.flags & Flag.GB_F_MSG_START)) ex.incomplete = 'first event of the request was lost';
+    // A new request ends every earlier exchange on this connection.
+    for (const [seq, other] of conn.exchanges) {
+      if (seq < reqSeq && !other.endReason) this.end(conn, seq, other, 'next-request', ev.tsNs);
+    }
+    if (conn.exchanges.size >= this.opts.maxOpenPerConnection) {
+      const [oldSeq, oldest] = conn.exchanges.entries().next().value as [number, Exchange];
+      if (!oldest.endReason) this.end(conn, oldSeq, oldest, 'evicted', ev.tsNs);
+    }
+    conn.exchanges.set(reqSeq, ex);
+    return ex;
+  }
+
+  private end(conn: Conn, seq: number, ex: Exchange, reason: EndReason, atNs: number): void {
+    ex.endReason = reason;
+    this.ended.push({ conn, seq, ex, atNs });
+  }
+
+  private emit(e: Ended): void {
+    if (e.conn.exchanges.get(e.seq) === e.ex) e.conn.exchanges.delete(e.seq);
+    e.conn.emittedSeq = Math.max(e.conn.emittedSeq, e.seq);
+    this.stats.exchanges++;
+    try {
+      this.onExchange(e.ex);
+    } catch {
+      /* an exporter failure must not stop correlation */
+    }
+  }
+
+  private close(ev: KernelEvent): void {
+    const conn = this.conns.get(ev.connId);
+    if (!conn) return;
+    conn.closed = true;
+    conn.lastNs = Math.max(conn.lastNs, ev.tsNs);
+    for (const [seq, ex] of conn.exchanges) if (!ex.endReason) this.end(conn, seq, ex, 'close', ev.tsNs);
+  }
+
+  private evictOldest(): void {
+    let oldest: Conn | undefined;
+    for (const c of this.conns.values()) if (!oldest || c.lastNs < oldest.lastNs) oldest = c;
+    if (!oldest) return;
+    for (const [seq, ex] of oldest.exchanges) if (!ex.endReason) this.end(oldest, seq, ex, 'evicted', oldest.lastNs);
+    this.conns.delete(oldest.id);
+    this.stats.evictedConnections++;
+  }
+}
+
+function newMessage(ev: KernelEvent): Message {
+  return { seq: ev.msgSeq, startNs: ev.tsNs, endNs: ev.tsNs, bytes: 0, events: 0, pid: ev.pid, tid: ev.tid };
+}
+
+function addToMessage(msg: Message, ev: KernelEvent): void {
+  if (ev.tsNs < msg.startNs) {
+    msg.startNs = ev.tsNs;
+    msg.pid = ev.pid;
+    msg.tid = ev.tid;
+  }
+  if (ev.tsNs > msg.endNs) msg.endNs = ev.tsNs;
+  msg.bytes += ev.bytes;
+  msg.events++;
+  if (ev.payload && ev.flags & Flag.GB_F_MSG_START) msg.head = ev.payload;
+}

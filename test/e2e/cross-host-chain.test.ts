@@ -1,0 +1,132 @@
+/**
+ * End to end, real kernel, real services, real OTLP: four namespace hosts
+ * joined by veth, each with its own child cgroup and its own `gearbox run`
+ * agent. load client (h1) -> Node HTTP service (h2) -> Python threading HTTP
+ * service (h3) -> redis-server (h4). Every request must arrive as exactly one
+ * trace of six spans with the right kinds, services, parents and windows.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { Lab, requireRootLab, type Host } from '../support/lab';
+import { OtlpReceiver } from '../support/otlp-receiver';
+import { checkChains, type Hop } from '../support/trace-check';
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
+const FIXTURES = path.join(ROOT, 'test', 'fixtures');
+const N = 50;
+
+const CHAIN: Hop[] = [
+  { service: 'loadgen', kind: 'CLIENT', name: 'GET' },
+  { service: 'frontend', kind: 'SERVER', name: 'GET' },
+  { service: 'frontend', kind: 'CLIENT', name: 'GET' },
+  { service: 'backend', kind: 'SERVER', name: 'GET' },
+  { service: 'backend', kind: 'CLIENT', name: 'INCR' },
+  { service: 'redis-server', kind: 'SERVER', name: 'INCR' },
+];
+
+describe('cross-host chain: client -> HTTP -> HTTP -> Redis, one agent per host', () => {
+  let lab: Lab;
+  let receiver: OtlpReceiver;
+  let hosts: Host[];
+  const agents: ChildProcess[] = [];
+
+  before(async () => {
+    requireRootLab();
+    receiver = new OtlpReceiver();
+    await receiver.start();
+    lab = new Lab(path.join(ROOT, 'test-logs', 'cross-host-chain'));
+    hosts = lab.create(4);
+    for (const h of hosts) {
+      const agent = lab.spawnRoot(`agent-${h.name}`, process.execPath, [CLI, 'run', '--cgroup', h.cgroup, '--poll-ms', '20', '--idle-ms', '1000', '--stats-interval-ms', '0'], {
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+        OTEL_BSP_SCHEDULE_DELAY: '200',
+        OTEL_RESOURCE_ATTRIBUTES: `host.name=${h.name}`,
+        GEARBOX_LOG_LEVEL: 'info',
+      });
+      agents.push(agent);
+      await Lab.waitFor(agent, /"msg":"attached"/, 20_000, `agent on ${h.name}`);
+    }
+    const [, h2, h3, h4] = hosts;
+    const redis = lab.spawnIn(h4, 'redis', 'redis-server', ['--port', '6379', '--bind', h4.ip, '--save', '', '--appendonly', 'no', '--protected-mode', 'no']);
+    const backend = lab.spawnIn(h3, 'backend', 'python3', ['-u', path.join(FIXTURES, 'redis-backed-service.py')], {
+      OTEL_SERVICE_NAME: 'backend',
+      PORT: '8080',
+      REDIS_HOST: h4.ip,
+      REDIS_PORT: '6379',
+    });
+    const frontend = lab.spawnIn(h2, 'frontend', process.execPath, [path.join(FIXTURES, 'http-forwarder.js')], {
+      OTEL_SERVICE_NAME: 'frontend',
+      PORT: '8080',
+      DOWNSTREAM: `http://${h3.ip}:8080`,
+    });
+    await Promise.all([
+      Lab.waitFor(redis, /Ready to accept connections/, 10_000, 'redis-server'),
+      Lab.waitFor(backend, /ready on/, 10_000, 'backend'),
+      Lab.waitFor(frontend, /ready on/, 10_000, 'frontend'),
+    ]);
+  });
+
+  after(async () => {
+    await Promise.all(agents.map((a) => Lab.stop(a)));
+    await lab?.destroy();
+    await receiver?.stop();
+  });
+
+  async function runClient(mode: 'new' | 'keepalive') {
+    const [h1, h2] = hosts;
+    const client = lab.spawnIn(h1, `client-${mode}`, process.execPath, [path.join(FIXTURES, 'load-client.js')], {
+      OTEL_SERVICE_NAME: 'loadgen',
+      TARGET: `http://${h2.ip}:8080`,
+      N: String(N),
+      MODE: mode,
+    });
+    let out = '';
+    client.stdout?.on('data', (d) => (out += d));
+    const code = await new Promise<number | null>((r) => client.once('exit', r));
+    assert.equal(code, 0, `client exited ${code}: ${lab.logOf(`client-${mode}`)}`);
+    return JSON.parse(out.trim().split('\n').pop() ?? '{}') as { ok: number; connections: number; failures: string[] };
+  }
+
+  async function waitForSpans(expected: number, timeoutMs: number) {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline && receiver.spans.length < expected) await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 1500)); // anything extra (duplicates) would arrive now
+  }
+
+  for (const mode of ['new', 'keepalive'] as const) {
+    test(`${N} requests over ${mode === 'new' ? 'new connections' : 'one keep-alive connection'}: one exact trace each`, async (t) => {
+      const before = receiver.spans.length;
+      const result = await runClient(mode);
+      assert.equal(result.ok, N, `client failures: ${result.failures.join('; ')}`);
+      if (mode === 'keepalive') assert.equal(result.connections, 1, 'the keep-alive client used more than one connection');
+      await waitForSpans(N * CHAIN.length + before, 20_000);
+      const spans = receiver.spans.slice(before);
+      const keys = Array.from({ length: N }, (_, i) => `/${mode}/${i}`);
+      const report = checkChains(
+        spans,
+        keys,
+        (s) => (s.resource['service.name'] === 'loadgen' && s.kind === 3 ? String(s.attributes['url.path']) : undefined),
+        CHAIN,
+      );
+      const bad = report.verdicts.filter((v) => !v.exact);
+      fs.writeFileSync(path.join(lab.logDir, `spans-${mode}.json`), JSON.stringify(spans, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 1));
+      t.diagnostic(`${mode}: ${report.exact}/${report.requests} exact traces, ${report.tracesTotal} traces, ${spans.length} spans received`);
+      for (const v of bad.slice(0, 5)) t.diagnostic(`${v.key}: ${v.problems.join('; ')}`);
+      assert.equal(report.exact, N, `${N - report.exact} of ${N} traces not exact: ${bad.slice(0, 3).map((v) => `${v.key}: ${v.problems.join('; ')}`).join(' | ')}`);
+      assert.equal(report.tracesTotal, N, `expected exactly ${N} traces, got ${report.tracesTotal}`);
+      assert.equal(spans.length, N * CHAIN.length, `expected ${N * CHAIN.length} spans, got ${spans.length}`);
+      // The Redis span is described per semantic conventions.
+      const redisSpan = spans.find((s) => s.resource['service.name'] === 'redis-server');
+      assert.equal(redisSpan?.attributes['db.system.name'], 'redis');
+      assert.equal(redisSpan?.attributes['db.operation.name'], 'INCR');
+      const fe = spans.find((s) => s.resource['service.name'] === 'frontend' && s.kind === 2);
+      assert.equal(fe?.attributes['http.response.status_code'], 200);
+      assert.equal(fe?.resource['host.name'], 'h2');
+      assert.equal(fe?.resource['process.executable.name'], 'node');
+    });
+  }
+});
