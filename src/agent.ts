@@ -12,7 +12,7 @@ import { WallClock, libcClock } from './export/clock';
 import { ProcessResources, type ServiceNameSource } from './export/process-resources';
 import { buildSpan } from './export/span-builder';
 import { createSpanPipeline, type SpanPipeline } from './export/span-pipeline';
-import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { BufferConfig, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Logger } from './log';
 
 export interface AgentOptions {
@@ -27,6 +27,8 @@ export interface AgentOptions {
   serviceNameFrom: ServiceNameSource;
   resourceAttributes: Record<string, string>;
   exporter?: SpanExporter;
+  /** Batch settings; default: the OTEL_BSP_* variables. */
+  batch?: BufferConfig;
   objectPath?: string;
   log: Logger;
 }
@@ -55,7 +57,7 @@ export class Agent {
       log: opts.log,
     });
     this.resources = new ProcessResources(opts.resourceAttributes, opts.serviceNameFrom);
-    this.pipeline = createSpanPipeline(opts.log, opts.exporter);
+    this.pipeline = createSpanPipeline(opts.log, opts.exporter, opts.batch);
     this.correlator = new Correlator((ex) => this.export(ex), { idleNs: opts.idleMs * 1e6 });
   }
 
@@ -116,7 +118,7 @@ export class Agent {
     this.tracer.ring.drain(this.onRecord);
   }
 
-  private readonly onRecord = (bytes: Uint8Array, view: DataView, off: number, len: number): void => {
+  private readonly onRecord = (bytes: Buffer, view: DataView, off: number, len: number): void => {
     this.recorder?.write(bytes.subarray(off, off + len));
     let ev;
     try {

@@ -24,7 +24,7 @@ const BUSY = 0x8000_0000;
 const DISCARD = 0x4000_0000;
 const HDR = 8;
 
-export type RecordHandler = (bytes: Uint8Array, view: DataView, off: number, len: number) => void;
+export type RecordHandler = (bytes: Buffer, view: DataView, off: number, len: number) => void;
 
 export class RingBufferReader {
   private readonly page: number;
@@ -33,7 +33,7 @@ export class RingBufferReader {
   private readonly producerLen: number;
   private readonly consumerPos: BigUint64Array;
   private readonly producerPos: BigUint64Array;
-  private readonly data: Uint8Array;
+  private readonly data: Buffer;
   private readonly dataView: DataView;
   private readonly dataHdr: Int32Array;
   private readonly epfd: number;
@@ -62,7 +62,7 @@ export class RingBufferReader {
     this.consumerPos = new BigUint64Array(koffi.view(this.consumerPtr, this.page) as ArrayBuffer, 0, 1);
     const prod = koffi.view(this.producerPtr, this.producerLen) as ArrayBuffer;
     this.producerPos = new BigUint64Array(prod, 0, 1);
-    this.data = new Uint8Array(prod, this.page, 2 * size);
+    this.data = Buffer.from(prod, this.page, 2 * size);
     this.dataView = new DataView(prod, this.page, 2 * size);
     this.dataHdr = new Int32Array(prod, this.page, (2 * size) / 4);
     this.epfd = lib.epoll_create1(0) as number;

@@ -75,6 +75,15 @@ Environment:
       });
       await agent.stop();
     });
+  program
+    .command('demo')
+    .description('run a sample microservice chain on four namespace hosts, trace it, and print each trace as a tree')
+    .addOption(new Option('--requests <n>', 'requests to send (0: until Ctrl-C)').default(20).argParser((v) => Number(v)))
+    .addOption(new Option('--delay-ms <n>', 'pause between requests').default(300).argParser((v) => Number(v)))
+    .action(async (o) => {
+      const { runDemo } = await import('./demo');
+      process.exitCode = await runDemo({ requests: o.requests, delayMs: o.delayMs, log: log.child({}, { level: process.env.GEARBOX_LOG_LEVEL ?? 'warn' }) });
+    });
   return program;
 }
 

@@ -24,7 +24,8 @@ export interface KernelEvent {
   tsNs: number; // CLOCK_MONOTONIC
   bytes: number;
   syscall: number;
-  tuple: Tuple;
+  /** On message starts and closes only (the connection is known by connId otherwise). */
+  tuple?: Tuple;
   traceId: string; // 32 hex chars
   spanId: string; // 16 hex chars
   parentSpanId: string; // 16 hex chars, or '' when none
@@ -34,12 +35,8 @@ export interface KernelEvent {
 
 export class DecodeError extends Error {}
 
-const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-
-function hex(bytes: Uint8Array, start: number, len: number): string {
-  let s = '';
-  for (let i = 0; i < len; i++) s += HEX[bytes[start + i]];
-  return s;
+function hex(bytes: Buffer, start: number, len: number): string {
+  return bytes.toString('hex', start, start + len);
 }
 
 /** Formats a 16-byte address (IPv4 stored v4-mapped) the way OTel expects. */
@@ -69,10 +66,10 @@ export function formatAddr(bytes: Uint8Array, start: number): string {
   return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
 }
 
-function cString(bytes: Uint8Array, start: number, max: number): string {
+function cString(bytes: Buffer, start: number, max: number): string {
   let end = start;
   while (end < start + max && bytes[end] !== 0) end++;
-  return Buffer.from(bytes.subarray(start, end)).toString('utf8');
+  return bytes.toString('utf8', start, end);
 }
 
 function u64(view: DataView, off: number): number {
@@ -80,10 +77,11 @@ function u64(view: DataView, off: number): number {
 }
 
 /**
- * Decodes one record. `bytes` is a view over memory holding the record at
- * `off` with `len` valid bytes.
+ * Decodes one record. `bytes` is a Buffer (and `view` a DataView) over
+ * memory holding the record at `off` with `len` valid bytes. The tuple and
+ * the payload head are decoded on message starts and closes only.
  */
-export function decodeEvent(bytes: Uint8Array, view: DataView, off: number, len: number): KernelEvent {
+export function decodeEvent(bytes: Buffer, view: DataView, off: number, len: number): KernelEvent {
   if (len < EV_SIZE) throw new DecodeError(`record of ${len} bytes is shorter than gb_event (${EV_SIZE})`);
   const type = view.getUint8(off + EV.type.offset);
   if (type !== EventType.GB_EV_DATA && type !== EventType.GB_EV_CLOSE) throw new DecodeError(`unknown event type ${type}`);
@@ -101,21 +99,23 @@ export function decodeEvent(bytes: Uint8Array, view: DataView, off: number, len:
     tsNs: u64(view, off + EV.ts_ns.offset),
     bytes: u64(view, off + EV.bytes.offset),
     syscall: view.getUint16(off + EV.syscall.offset, true),
-    tuple: {
-      localAddr: formatAddr(bytes, t + TUPLE.local_addr.offset),
-      localPort: view.getUint16(t + TUPLE.local_port.offset, true),
-      remoteAddr: formatAddr(bytes, t + TUPLE.remote_addr.offset),
-      remotePort: view.getUint16(t + TUPLE.remote_port.offset, true),
-    },
     traceId: hex(bytes, off + EV.trace_id.offset, EV.trace_id.size),
     spanId: hex(bytes, off + EV.span_id.offset, EV.span_id.size),
     parentSpanId: flags & Flag.GB_F_HAS_PARENT ? hex(bytes, off + EV.parent_span_id.offset, EV.parent_span_id.size) : '',
   };
+  if (flags & Flag.GB_F_MSG_START || type === EventType.GB_EV_CLOSE) {
+    ev.tuple = {
+      localAddr: formatAddr(bytes, t + TUPLE.local_addr.offset),
+      localPort: view.getUint16(t + TUPLE.local_port.offset, true),
+      remoteAddr: formatAddr(bytes, t + TUPLE.remote_addr.offset),
+      remotePort: view.getUint16(t + TUPLE.remote_port.offset, true),
+    };
+  }
   if (flags & Flag.GB_F_MSG_START && type === EventType.GB_EV_DATA) {
     const declared = view.getUint16(off + EV.payload_len.offset, true);
     if (declared > PAYLOAD_MAX) throw new DecodeError(`payload_len ${declared} exceeds ${PAYLOAD_MAX}`);
     const n = Math.min(declared, Math.max(0, len - PAYLOAD_OFFSET));
-    ev.payload = Buffer.from(bytes.subarray(off + PAYLOAD_OFFSET, off + PAYLOAD_OFFSET + n));
+    ev.payload = Buffer.from(bytes.subarray(off + PAYLOAD_OFFSET, off + PAYLOAD_OFFSET + n)); // a copy: ring memory is reused
     ev.comm = cString(bytes, off + EV.comm.offset, EV.comm.size);
   }
   return ev;

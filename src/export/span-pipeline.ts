@@ -4,7 +4,7 @@
  * http://localhost:4317), _HEADERS, _TIMEOUT, _COMPRESSION, _INSECURE, and
  * OTEL_BSP_* for batching and the bounded queue.
  */
-import { BatchSpanProcessor, type ReadableSpan, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BatchSpanProcessor, type BufferConfig, type ReadableSpan, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { Logger } from '../log';
@@ -60,9 +60,10 @@ export interface SpanPipeline {
   shutdown(): Promise<void>;
 }
 
-export function createSpanPipeline(log: Logger, exporter: SpanExporter = new OTLPTraceExporter()): SpanPipeline {
+/** `batch` overrides the OTEL_BSP_* settings (the demo wants short delays). */
+export function createSpanPipeline(log: Logger, exporter: SpanExporter = new OTLPTraceExporter(), batch?: BufferConfig): SpanPipeline {
   const counting = new CountingExporter(exporter, log);
-  const processor = new BatchSpanProcessor(counting);
+  const processor = new BatchSpanProcessor(counting, batch);
   return {
     processor,
     exporter: counting,

@@ -111,14 +111,14 @@ export function parseHttpResponse(buf: Buffer): HttpResponseHead | null {
 }
 
 /**
- * Whether a response of `bytes` bytes whose head is `resp` is complete, or
- * undefined when the head does not say (chunked, close-delimited, cut head).
+ * Bytes of the whole response whose head is `resp`, or undefined when the
+ * head does not say (chunked, close-delimited, cut head).
  */
-export function httpResponseComplete(resp: HttpResponseHead, bytes: number, requestMethod?: string): boolean | undefined {
+export function httpResponseLength(resp: HttpResponseHead, requestMethod?: string): number | undefined {
   if (resp.headLength === undefined) return undefined;
   const bodyless = requestMethod === 'HEAD' || resp.status === 204 || resp.status === 304 || (resp.status >= 100 && resp.status < 200);
-  if (bodyless) return bytes >= resp.headLength;
-  if (resp.contentLength !== undefined && !resp.chunked) return bytes >= resp.headLength + resp.contentLength;
+  if (bodyless) return resp.headLength;
+  if (resp.contentLength !== undefined && !resp.chunked) return resp.headLength + resp.contentLength;
   return undefined;
 }
 

@@ -2,7 +2,7 @@
  * Protocol detection over message heads, used by the correlator (to see when a
  * response is complete) and the span builder (to name and describe spans).
  */
-import { httpResponseComplete, parseHttpRequest, parseHttpResponse, type HttpRequestHead, type HttpResponseHead } from './http1';
+import { httpResponseLength, parseHttpRequest, parseHttpResponse, type HttpRequestHead, type HttpResponseHead } from './http1';
 import { parseRedisCommand, parseRedisReply, type RedisCommand, type RedisReply } from './redis';
 
 export type ProtocolView =
@@ -21,19 +21,23 @@ export function identify(requestHead?: Buffer, responseHead?: Buffer): ProtocolV
 }
 
 /**
- * true when the response is known to be complete after `responseBytes`
- * bytes; false when it is known not to be, or when the protocol cannot say.
+ * Bytes the whole response will have, when its head says so (HTTP
+ * Content-Length or a bodyless status, a Redis reply that fit in the head);
+ * undefined when the protocol cannot say (chunked, cut heads, unknown).
  */
-export function responseComplete(requestHead: Buffer | undefined, responseHead: Buffer | undefined, responseBytes: number): boolean {
-  if (!requestHead || !responseHead) return false;
+export function expectedResponseBytes(requestHead: Buffer | undefined, responseHead: Buffer | undefined): number | undefined {
+  if (!requestHead || !responseHead) return undefined;
   const req = parseHttpRequest(requestHead);
   if (req) {
     const resp = parseHttpResponse(responseHead);
-    return resp ? httpResponseComplete(resp, responseBytes, req.method) === true : false;
+    return resp ? httpResponseLength(resp, req.method) : undefined;
   }
-  if (parseRedisCommand(requestHead)) {
-    const reply = parseRedisReply(responseHead);
-    return reply?.length !== undefined && reply.length === responseBytes;
-  }
-  return false;
+  if (parseRedisCommand(requestHead)) return parseRedisReply(responseHead)?.length;
+  return undefined;
+}
+
+/** true when `responseBytes` bytes make the whole response (see expectedResponseBytes). */
+export function responseComplete(requestHead: Buffer | undefined, responseHead: Buffer | undefined, responseBytes: number): boolean {
+  const expected = expectedResponseBytes(requestHead, responseHead);
+  return expected !== undefined && responseBytes >= expected;
 }

@@ -13,7 +13,7 @@
  */
 import { Direction, EventType, Flag, Role } from '../events/layout';
 import type { KernelEvent, Tuple } from '../events/decoder';
-import { responseComplete } from '../protocols';
+import { expectedResponseBytes } from '../protocols';
 
 export interface Message {
   seq: number;
@@ -22,6 +22,8 @@ export interface Message {
   bytes: number;
   events: number;
   head?: Buffer;
+  /** The event that opened the message (GB_F_MSG_START) was seen. */
+  sawStart: boolean;
   pid: number;
   tid: number;
 }
@@ -41,6 +43,8 @@ export interface Exchange {
   endReason?: EndReason;
   /** Why the exchange is known to be incomplete (e.g. its first event was lost). */
   incomplete?: string;
+  /** Response size the protocol announced (HTTP Content-Length, a whole Redis reply). */
+  expectedResponseBytes?: number;
 }
 
 export interface CorrelatorOptions {
@@ -78,6 +82,9 @@ interface Ended {
   atNs: number;
 }
 
+/** Until an event with the tuple arrives (its message start may come later). */
+const UNKNOWN_TUPLE: Tuple = { localAddr: '', localPort: 0, remoteAddr: '', remotePort: 0 };
+
 export const DEFAULT_CORRELATOR_OPTIONS: CorrelatorOptions = {
   idleNs: 2_000_000_000,
   reorderNs: 20_000_000,
@@ -112,15 +119,16 @@ export class Correlator {
         this.stats.lateEvents++;
         return;
       }
-      if (!isRequest) {
-        this.stats.orphanResponses++;
-        return;
-      }
+      // A response event may overtake its request's event (the send is
+      // reported at syscall exit, the peer may answer first on another CPU):
+      // open the exchange from either side; ids are on every event.
       ex = this.open(conn, reqSeq, ev);
     }
+    if (ev.tuple && conn.tuple === UNKNOWN_TUPLE) conn.tuple = ex.tuple = ev.tuple;
     const msg = isRequest ? ex.request : (ex.response ??= newMessage(ev));
     addToMessage(msg, ev);
-    if (!isRequest && !ex.endReason && responseComplete(ex.request.head, msg.head, msg.bytes)) {
+    if (ev.payload && (!isRequest || ex.response?.head)) ex.expectedResponseBytes = expectedResponseBytes(ex.request.head, ex.response?.head);
+    if (!isRequest && !ex.endReason && ex.expectedResponseBytes !== undefined && msg.bytes >= ex.expectedResponseBytes) {
       this.end(conn, reqSeq, ex, 'complete', ev.tsNs);
     }
   }
@@ -132,7 +140,8 @@ export class Correlator {
   tick(nowNs: number): void {
     for (const conn of this.conns.values()) {
       if (nowNs - conn.lastNs < this.opts.idleNs) continue;
-      for (const [seq, ex] of conn.exchanges) if (!ex.endReason) this.end(conn, seq, ex, 'idle', nowNs);
+      // Ended as of its last activity: it has been quiet for idleNs already.
+      for (const [seq, ex] of conn.exchanges) if (!ex.endReason) this.end(conn, seq, ex, 'idle', conn.lastNs);
     }
     if (this.ended.length === 0) return;
     const keep: Ended[] = [];
@@ -162,7 +171,7 @@ export class Correlator {
     let conn = this.conns.get(ev.connId);
     if (!conn) {
       if (this.conns.size >= this.opts.maxConnections) this.evictOldest();
-      conn = { id: ev.connId, role: ev.role, tuple: ev.tuple, lastNs: ev.tsNs, exchanges: new Map(), emittedSeq: -1, closed: false };
+      conn = { id: ev.connId, role: ev.role, tuple: ev.tuple ?? UNKNOWN_TUPLE, lastNs: ev.tsNs, exchanges: new Map(), emittedSeq: -1, closed: false };
       this.conns.set(ev.connId, conn);
       this.stats.connections = this.conns.size;
     }
@@ -180,7 +189,6 @@ export class Correlator {
       flags: ev.flags & ~Flag.GB_F_MSG_START,
       request: newMessage(ev),
     };
-    if (!(ev.flags & Flag.GB_F_MSG_START)) ex.incomplete = 'first event of the request was lost';
     // A new request ends every earlier exchange on this connection.
     for (const [seq, other] of conn.exchanges) {
       if (seq < reqSeq && !other.endReason) this.end(conn, seq, other, 'next-request', ev.tsNs);
@@ -201,6 +209,13 @@ export class Correlator {
   private emit(e: Ended): void {
     if (e.conn.exchanges.get(e.seq) === e.ex) e.conn.exchanges.delete(e.seq);
     e.conn.emittedSeq = Math.max(e.conn.emittedSeq, e.seq);
+    if (e.ex.request.events === 0) {
+      // Only a response was seen: the request predates the agent (or the
+      // connection), so there is nothing to time the span from.
+      this.stats.orphanResponses++;
+      return;
+    }
+    if (!e.ex.request.sawStart) e.ex.incomplete ??= 'first event of the request was lost';
     this.stats.exchanges++;
     try {
       this.onExchange(e.ex);
@@ -227,18 +242,20 @@ export class Correlator {
   }
 }
 
+/** An empty message; events fill it in whatever order they arrive. */
 function newMessage(ev: KernelEvent): Message {
-  return { seq: ev.msgSeq, startNs: ev.tsNs, endNs: ev.tsNs, bytes: 0, events: 0, pid: ev.pid, tid: ev.tid };
+  return { seq: ev.msgSeq, startNs: Infinity, endNs: -Infinity, bytes: 0, events: 0, sawStart: false, pid: ev.pid, tid: ev.tid };
 }
 
 function addToMessage(msg: Message, ev: KernelEvent): void {
-  if (ev.tsNs < msg.startNs) {
-    msg.startNs = ev.tsNs;
-    msg.pid = ev.pid;
-    msg.tid = ev.tid;
-  }
+  if (ev.tsNs < msg.startNs) msg.startNs = ev.tsNs;
   if (ev.tsNs > msg.endNs) msg.endNs = ev.tsNs;
   msg.bytes += ev.bytes;
   msg.events++;
-  if (ev.payload && ev.flags & Flag.GB_F_MSG_START) msg.head = ev.payload;
+  if (ev.flags & Flag.GB_F_MSG_START) {
+    msg.sawStart = true;
+    msg.pid = ev.pid;
+    msg.tid = ev.tid;
+    if (ev.payload) msg.head = ev.payload;
+  }
 }

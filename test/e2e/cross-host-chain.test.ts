@@ -16,7 +16,7 @@ import { checkChains, type Hop } from '../support/trace-check';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
-const FIXTURES = path.join(ROOT, 'test', 'fixtures');
+const FIXTURES = path.join(ROOT, 'examples', 'services');
 const N = 50;
 
 const CHAIN: Hop[] = [
@@ -41,7 +41,10 @@ describe('cross-host chain: client -> HTTP -> HTTP -> Redis, one agent per host'
     lab = new Lab(path.join(ROOT, 'test-logs', 'cross-host-chain'));
     hosts = lab.create(4);
     for (const h of hosts) {
-      const agent = lab.spawnRoot(`agent-${h.name}`, process.execPath, [CLI, 'run', '--cgroup', h.cgroup, '--poll-ms', '20', '--idle-ms', '1000', '--stats-interval-ms', '0'], {
+      const args = [CLI, 'run', '--cgroup', h.cgroup, '--poll-ms', '20', '--idle-ms', '1000', '--stats-interval-ms', '0'];
+      // GEARBOX_E2E_RECORD=1 keeps each host's raw kernel events (for replay fixtures).
+      if (process.env.GEARBOX_E2E_RECORD === '1') args.push('--record', path.join(lab.logDir, `events-${h.name}.bin`));
+      const agent = lab.spawnRoot(`agent-${h.name}`, process.execPath, args, {
         OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
         OTEL_BSP_SCHEDULE_DELAY: '200',
         OTEL_RESOURCE_ATTRIBUTES: `host.name=${h.name}`,

@@ -1,0 +1,66 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { countPipelinedRequests, httpResponseLength, parseHttpRequest, parseHttpResponse } from '../../src/protocols/http1';
+import { parseRedisCommand, parseRedisReply } from '../../src/protocols/redis';
+import { identify, responseComplete } from '../../src/protocols';
+
+const b = (s: string) => Buffer.from(s, 'latin1');
+
+test('HTTP/1 request heads: method, path, query, host; cut heads still parse the line', () => {
+  const r = parseHttpRequest(b('POST /api/v1/items?id=3 HTTP/1.1\r\nHost: shop:8080\r\nContent-Length: 12\r\nUser-Agent: curl/8\r\n\r\n{"a":1}'));
+  assert.deepEqual(
+    { m: r?.method, p: r?.path, q: r?.query, h: r?.host, cl: r?.contentLength, ua: r?.userAgent, v: r?.version },
+    { m: 'POST', p: '/api/v1/items', q: 'id=3', h: 'shop:8080', cl: 12, ua: 'curl/8', v: '1.1' },
+  );
+  const cut = parseHttpRequest(b('GET /only-the-line HTTP/1.1\r\nHost: x\r\nAcc'));
+  assert.equal(cut?.path, '/only-the-line');
+  assert.equal(cut?.headLength, undefined);
+  assert.equal(parseHttpRequest(b('GETX / HTTP/1.1\r\n\r\n')), null);
+  assert.equal(parseHttpRequest(b('\x16\x03\x01\x02\x00')), null, 'TLS is not HTTP');
+  assert.equal(parseHttpRequest(b('GET http://proxy.example/x/y?z HTTP/1.1\r\n\r\n'))?.path, '/x/y');
+});
+
+test('HTTP/1 responses: status, completion by Content-Length, bodyless statuses, chunked', () => {
+  const head = 'HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\n\r\n';
+  const r = parseHttpResponse(b(head + 'oops!'));
+  assert.equal(r?.status, 503);
+  assert.equal(httpResponseLength(r!), head.length + 5);
+  assert.equal(httpResponseLength(r!, 'HEAD'), head.length, 'a HEAD response has no body');
+  const nc = parseHttpResponse(b('HTTP/1.1 204 No Content\r\n\r\n'));
+  assert.equal(httpResponseLength(nc!), 27);
+  const ch = parseHttpResponse(b('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n'));
+  assert.equal(ch?.chunked, true);
+  assert.equal(httpResponseLength(ch!), undefined);
+  assert.equal(parseHttpResponse(b('HTTP/1.0 200 OK\r\n\r\n'))?.close, true);
+  assert.equal(parseHttpResponse(b('HTTX/1.1 200 OK\r\n\r\n')), null);
+});
+
+test('HTTP/1 pipelining: complete heads back to back are counted', () => {
+  assert.equal(countPipelinedRequests(b('GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n')), 2);
+  assert.equal(countPipelinedRequests(b('POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /b HTTP/1.1\r\n\r\n')), 2);
+  assert.equal(countPipelinedRequests(b('GET /a HTTP/1.1\r\n\r\nGET /b HT')), 1);
+});
+
+test('Redis RESP: commands, inline commands, replies, errors, completeness', () => {
+  assert.deepEqual(parseRedisCommand(b('*2\r\n$4\r\nINCR\r\n$3\r\nkey\r\n')), { name: 'INCR', args: 1 });
+  assert.deepEqual(parseRedisCommand(b('*3\r\n$3\r\nset\r\n$1\r\nk\r\n$1\r\nv\r\n')), { name: 'SET', args: 2 });
+  assert.deepEqual(parseRedisCommand(b('PING\r\n')), { name: 'PING', args: 0 });
+  assert.equal(parseRedisCommand(b('*1\r\n$99999\r\nx')), null);
+  assert.equal(parseRedisCommand(b('HELLO WORLD THIS IS TEXT\r\n')), null);
+  assert.deepEqual(parseRedisReply(b(':42\r\n')), { length: 5 });
+  assert.deepEqual(parseRedisReply(b('$5\r\nhello\r\n')), { length: 11 });
+  assert.deepEqual(parseRedisReply(b('*2\r\n$1\r\na\r\n:1\r\n')), { length: 15 });
+  assert.deepEqual(parseRedisReply(b('$10\r\nhel')), {}, 'incomplete: no length');
+  assert.equal(parseRedisReply(b('-ERR unknown command\r\n'))?.error, 'ERR unknown command');
+  assert.equal(parseRedisReply(b('HTTP/1.1 200 OK\r\n')), null);
+});
+
+test('identify and responseComplete pick the protocol from the request head', () => {
+  assert.equal(identify(b('GET / HTTP/1.1\r\n\r\n')).protocol, 'http');
+  assert.equal(identify(b('*1\r\n$4\r\nPING\r\n')).protocol, 'redis');
+  assert.equal(identify(b('\x00\x01binary')).protocol, 'tcp');
+  assert.equal(identify(undefined).protocol, 'tcp');
+  assert.equal(responseComplete(b('*1\r\n$4\r\nPING\r\n'), b('+PONG\r\n'), 7), true);
+  assert.equal(responseComplete(b('*1\r\n$4\r\nPING\r\n'), b('+PONG\r\n'), 6), false);
+  assert.equal(responseComplete(b('x'), b('y'), 1), false);
+});

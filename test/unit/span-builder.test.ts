@@ -1,0 +1,79 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SpanKind, SpanStatusCode, TraceFlags } from '@opentelemetry/api';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { buildSpan } from '../../src/export/span-builder';
+import { WallClock } from '../../src/export/clock';
+import { Flag, Role } from '../../src/events/layout';
+import type { Exchange } from '../../src/trace/correlator';
+
+// Monotonic 1_000 s == wall 1_700_000_000 s.
+const clock = new WallClock({ monotonicNs: () => 1_000_000_000_000n, realtimeNs: () => 1_700_000_000_000_000_000n });
+const resource = resourceFromAttributes({ 'service.name': 'svc' });
+
+function exchange(role: number, req: string, resp?: string, flags = Flag.GB_F_SAMPLED | Flag.GB_F_HAS_PARENT): Exchange {
+  return {
+    connId: 1,
+    role,
+    tuple: { localAddr: '10.0.0.2', localPort: 8080, remoteAddr: '10.0.0.1', remotePort: 41000 },
+    traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+    spanId: '00f067aa0ba902b7',
+    parentSpanId: '1111111111111111',
+    flags,
+    request: { seq: 1, startNs: 1_000_000_000_500, endNs: 1_000_000_001_000, bytes: req.length, events: 1, head: Buffer.from(req), sawStart: true, pid: 1, tid: 2 },
+    response: resp === undefined ? undefined : { seq: 2, startNs: 1_000_000_002_000, endNs: 1_000_000_003_000, bytes: resp.length, events: 1, head: Buffer.from(resp), sawStart: true, pid: 1, tid: 2 },
+    endReason: 'complete',
+  };
+}
+
+test('HTTP server span: name, kind, ids, parent, times, attributes, 5xx is an error', () => {
+  const s = buildSpan(exchange(Role.GB_ROLE_SERVER, 'GET /users/7?x=1 HTTP/1.1\r\nHost: api\r\n\r\n', 'HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n', Flag.GB_F_SAMPLED | Flag.GB_F_HAS_PARENT | Flag.GB_F_REMOTE_PARENT), resource, clock);
+  assert.equal(s.name, 'GET');
+  assert.equal(s.kind, SpanKind.SERVER);
+  assert.deepEqual(s.spanContext(), { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceFlags: TraceFlags.SAMPLED, isRemote: false });
+  assert.equal(s.parentSpanContext?.spanId, '1111111111111111');
+  assert.equal(s.parentSpanContext?.isRemote, true);
+  assert.deepEqual(s.startTime, [1_700_000_000, 500]);
+  assert.deepEqual(s.endTime, [1_700_000_000, 3000]);
+  assert.deepEqual(s.duration, [0, 2500]);
+  assert.equal(s.attributes['http.request.method'], 'GET');
+  assert.equal(s.attributes['url.path'], '/users/7');
+  assert.equal(s.attributes['url.query'], 'x=1');
+  assert.equal(s.attributes['http.response.status_code'], 500);
+  assert.equal(s.attributes['server.port'], 8080);
+  assert.equal(s.attributes['client.address'], '10.0.0.1');
+  assert.equal(s.attributes['network.peer.port'], 41000);
+  assert.equal(s.attributes['network.type'], 'ipv4');
+  assert.equal(s.attributes['network.transport'], 'tcp');
+  assert.equal(s.status.code, SpanStatusCode.ERROR);
+});
+
+test('HTTP client span: 404 is an error on the client side only; url.full from Host', () => {
+  const c = buildSpan(exchange(Role.GB_ROLE_CLIENT, 'GET /missing HTTP/1.1\r\nHost: api:80\r\n\r\n', 'HTTP/1.1 404 NF\r\nContent-Length: 0\r\n\r\n'), resource, clock);
+  assert.equal(c.kind, SpanKind.CLIENT);
+  assert.equal(c.status.code, SpanStatusCode.ERROR);
+  assert.equal(c.attributes['url.full'], 'http://api:80/missing');
+  assert.equal(c.attributes['server.address'], '10.0.0.1');
+  const s = buildSpan(exchange(Role.GB_ROLE_SERVER, 'GET /missing HTTP/1.1\r\n\r\n', 'HTTP/1.1 404 NF\r\nContent-Length: 0\r\n\r\n'), resource, clock);
+  assert.equal(s.status.code, SpanStatusCode.UNSET);
+});
+
+test('Redis span: operation name and db.system.name; error replies set ERROR', () => {
+  const s = buildSpan(exchange(Role.GB_ROLE_CLIENT, '*2\r\n$3\r\nGET\r\n$1\r\nk\r\n', '-WRONGTYPE Operation against a key\r\n'), resource, clock);
+  assert.equal(s.name, 'GET');
+  assert.equal(s.attributes['db.system.name'], 'redis');
+  assert.equal(s.attributes['db.operation.name'], 'GET');
+  assert.equal(s.status.code, SpanStatusCode.ERROR);
+  assert.equal(s.attributes['error.type'], 'WRONGTYPE');
+});
+
+test('unknown protocol gives a generic TCP span; no response is an error; root has no parent', () => {
+  const ex = exchange(Role.GB_ROLE_CLIENT, '\x00\x01\x02', undefined, Flag.GB_F_SAMPLED);
+  ex.parentSpanId = '';
+  ex.endReason = 'close';
+  const s = buildSpan(ex, resource, clock);
+  assert.equal(s.name, 'tcp 41000');
+  assert.equal(s.parentSpanContext, undefined);
+  assert.equal(s.status.code, SpanStatusCode.ERROR);
+  assert.match(s.status.message ?? '', /no response/);
+});
