@@ -1,0 +1,51 @@
+/** Bad input to `gearbox run` gets a clear error and a non-zero exit, before anything is loaded. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { checkCgroupPath, PrerequisiteError, requireRunPrerequisites } from '../../src/bpf/prerequisites';
+import { sampleRatioFromEnv, resourceAttributesFromEnv } from '../../src/cli/config';
+
+const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
+
+function gearbox(args: string[], opts: { uid?: number } = {}) {
+  return spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 20_000, uid: opts.uid, gid: opts.uid });
+}
+
+test('a cgroup path that does not exist is refused with what to do', () => {
+  const c = checkCgroupPath('/sys/fs/cgroup/unified/gearbox-no-such-cgroup');
+  assert.equal(c.ok, false);
+  assert.match(c.detail, /does not exist/);
+  assert.match(c.fix ?? '', /mkdir/);
+  assert.throws(() => requireRunPrerequisites('/sys/fs/cgroup/unified/gearbox-no-such-cgroup'), PrerequisiteError);
+  const r = gearbox(['run', '--cgroup', '/sys/fs/cgroup/unified/gearbox-no-such-cgroup']);
+  assert.equal(r.status, 1);
+  assert.match(r.stdout + r.stderr, /cgroup path: .*does not exist/);
+});
+
+test('a directory that is not on the cgroup v2 mount is refused', () => {
+  const c = checkCgroupPath('/tmp');
+  assert.equal(c.ok, false);
+  assert.match(c.detail, /not under the cgroup v2 mount/);
+});
+
+test('not root: refused with the capabilities it needs, nothing loaded', () => {
+  // As root, drop to nobody; otherwise we are already not root.
+  const r = gearbox(['run', '--cgroup', '/sys/fs/cgroup/unified'], { uid: process.getuid?.() === 0 ? 65534 : undefined });
+  assert.equal(r.status, 1, r.stdout + r.stderr);
+  assert.match(r.stdout + r.stderr, /privileges: not root and missing CAP_BPF/);
+});
+
+test('invalid options and sampler settings are refused clearly', () => {
+  const r = gearbox(['run', '--idle-ms', 'soon']);
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /--idle-ms must be a positive integer/);
+  assert.throws(() => sampleRatioFromEnv({ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '2' }), /\[0, 1\]/);
+  assert.throws(() => sampleRatioFromEnv({ OTEL_TRACES_SAMPLER: 'jaeger_remote' }), /not supported/);
+  assert.equal(sampleRatioFromEnv({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.25' }), 0.25);
+  assert.equal(sampleRatioFromEnv({}), 1);
+  assert.deepEqual(resourceAttributesFromEnv({ OTEL_RESOURCE_ATTRIBUTES: 'host.name=h2,deployment.environment.name=prod%20eu, bad' }), {
+    'host.name': 'h2',
+    'deployment.environment.name': 'prod eu',
+  });
+});
