@@ -1,0 +1,149 @@
+/**
+ * Fidelity scenarios: service topologies on namespace hosts h1..h4. h1 always
+ * runs the load generator ("client"); each scenario starts its services and
+ * returns the address the load goes to.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { Lab, type Host } from '../src/lab/namespace-lab';
+
+export const SERVICES = path.resolve(__dirname, '..', '..', 'fidelity', 'services');
+
+export interface ScenarioEnv {
+  lab: Lab;
+  hosts: Host[];
+}
+
+export interface Scenario {
+  id: string;
+  title: string;
+  /** Services that forward the path unchanged between client and handler. */
+  proxies: string[];
+  start(env: ScenarioEnv): Promise<string>;
+}
+
+function waitForPort(host: Host, port: number, timeoutMs = 10_000): Promise<void> {
+  const script = `for i in $(seq 1 ${Math.ceil(timeoutMs / 50)}); do (echo > /dev/tcp/${host.ip}/${port}) 2>/dev/null && exit 0; sleep 0.05; done; exit 1`;
+  return new Promise((resolve, reject) =>
+    execFile('ip', ['netns', 'exec', host.ns, 'bash', '-c', script], (err) => (err ? reject(new Error(`${host.name}:${port} never accepted connections`)) : resolve())),
+  );
+}
+
+async function redis(env: ScenarioEnv, host: Host): Promise<string> {
+  const p = env.lab.spawnIn(host, `redis-${host.name}`, 'redis-server', ['--port', '6379', '--bind', host.ip, '--save', '', '--appendonly', 'no', '--protected-mode', 'no']);
+  await Lab.waitFor(p, /Ready to accept connections/, 10_000, `redis on ${host.name}`);
+  return `${host.ip}:6379`;
+}
+
+async function py(env: ScenarioEnv, host: Host, name: string, port: number, vars: Record<string, string>): Promise<string> {
+  const p = env.lab.spawnIn(host, `svc-${name}`, 'python3', ['-u', path.join(SERVICES, 'py_service.py')], { OTEL_SERVICE_NAME: name, NAME: name, PORT: String(port), ...vars });
+  await Lab.waitFor(p, /ready on/, 10_000, `${name} (python)`);
+  return `${host.ip}:${port}`;
+}
+
+async function node(env: ScenarioEnv, host: Host, name: string, port: number, vars: Record<string, string>): Promise<string> {
+  const p = env.lab.spawnIn(host, `svc-${name}`, process.execPath, [path.join(SERVICES, 'node_service.js')], { OTEL_SERVICE_NAME: name, NAME: name, PORT: String(port), ...vars });
+  await Lab.waitFor(p, /ready on/, 10_000, `${name} (node)`);
+  return `${host.ip}:${port}`;
+}
+
+async function nginx(env: ScenarioEnv, host: Host, port: number, upstream: string): Promise<string> {
+  const dir = path.join(env.lab.logDir, `nginx-${host.name}`);
+  fs.mkdirSync(dir, { recursive: true });
+  const conf = path.join(dir, 'nginx.conf');
+  fs.writeFileSync(
+    conf,
+    `worker_processes 2;
+daemon off;
+master_process on;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  upstream backend { server ${upstream}; keepalive 16; }
+  server {
+    listen ${host.ip}:${port};
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+`,
+  );
+  env.lab.spawnIn(host, `nginx-${host.name}`, 'nginx', ['-c', conf, '-p', dir]);
+  await waitForPort(host, port);
+  return `${host.ip}:${port}`;
+}
+
+export const SCENARIOS: Scenario[] = [
+  {
+    id: 'threads-new-conn',
+    title: '1a. thread-per-request HTTP (Python) -> HTTP over new connections -> Redis',
+    proxies: [],
+    async start(env) {
+      const [, h2, h3, h4] = env.hosts;
+      const r = await redis(env, h4);
+      const b = await py(env, h3, 'b', 8080, { REDIS: r });
+      return py(env, h2, 'a', 8080, { DOWNSTREAMS: b, MODE: 'new' });
+    },
+  },
+  {
+    id: 'threads-keepalive-pool',
+    title: '1b. thread-per-request HTTP (Python) -> HTTP over a keep-alive pool -> Redis',
+    proxies: [],
+    async start(env) {
+      const [, h2, h3, h4] = env.hosts;
+      const r = await redis(env, h4);
+      const b = await py(env, h3, 'b', 8080, { REDIS: r });
+      return py(env, h2, 'a', 8080, { DOWNSTREAMS: b, MODE: 'pool' });
+    },
+  },
+  {
+    id: 'nginx-upstream-keepalive',
+    title: '2. nginx (2 workers, upstream keepalive) -> HTTP (Python) -> Redis',
+    proxies: ['nginx'],
+    async start(env) {
+      const [, h2, h3, h4] = env.hosts;
+      const r = await redis(env, h4);
+      const b = await py(env, h3, 'b', 8080, { REDIS: r });
+      return nginx(env, h2, 8080, b);
+    },
+  },
+  {
+    id: 'event-loop-keepalive',
+    title: '3. event loop (Node.js http, keep-alive agent) -> HTTP (Python) -> Redis',
+    proxies: [],
+    async start(env) {
+      const [, h2, h3, h4] = env.hosts;
+      const r = await redis(env, h4);
+      const b = await py(env, h3, 'b', 8080, { REDIS: r });
+      return node(env, h2, 'a', 8080, { DOWNSTREAMS: b, MODE: 'sequential' });
+    },
+  },
+  {
+    id: 'fanout-threads',
+    title: '4a. fan-out: Python handler calls three downstreams in parallel threads',
+    proxies: [],
+    async start(env) {
+      const [, h2, h3, h4] = env.hosts;
+      const ds = [await py(env, h3, 'b', 8081, {}), await py(env, h3, 'c', 8082, {}), await py(env, h4, 'd', 8083, {})];
+      return py(env, h2, 'a', 8080, { DOWNSTREAMS: ds.join(','), MODE: 'fanout' });
+    },
+  },
+  {
+    id: 'fanout-event-loop',
+    title: '4b. fan-out: Node.js handler calls three downstreams in parallel (Promise.all)',
+    proxies: [],
+    async start(env) {
+      const [, h2, h3, h4] = env.hosts;
+      const ds = [await py(env, h3, 'b', 8081, {}), await py(env, h3, 'c', 8082, {}), await py(env, h4, 'd', 8083, {})];
+      return node(env, h2, 'a', 8080, { DOWNSTREAMS: ds.join(','), MODE: 'fanout' });
+    },
+  },
+];
