@@ -54,6 +54,7 @@ enum gb_syscall {
 	GB_SC_SENDTO = 8,
 	GB_SC_SENDMSG = 9,
 	GB_SC_SENDMMSG = 10,
+	GB_SC_CONNECT = 11, /* not a data event: used to remember who opened a connection */
 };
 
 /* Indices into the per-CPU `counters` map. */

@@ -109,6 +109,16 @@ struct {
 	__type(value, struct gb_io_args);
 } io_args_map SEC(".maps") __weak;
 
+/* The context current on the thread that opened a client connection, for the
+ * first request on it: an event loop may write that request only after it has
+ * read other requests (the connect completes asynchronously). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GB_MAX_CONNS);
+	__type(key, struct gb_tuple);
+	__type(value, struct gb_thread_ctx);
+} connect_ctx_map SEC(".maps") __weak;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
 	__uint(max_entries, 1);

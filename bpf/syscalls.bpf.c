@@ -16,6 +16,7 @@
  *    the thread's current context (keyed by pid and tid).
  */
 #include "maps.bpf.h"
+#include <bpf/bpf_tracing.h>
 
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
@@ -116,7 +117,17 @@ static __always_inline void start_client_span(struct gb_conn_state *c, struct gb
 {
 	struct gb_span_ctx ctx = {};
 	new_span_id(ctx.span_id);
-	struct gb_thread_ctx *tc = bpf_map_lookup_elem(&thread_ctx_map, &pid_tgid);
+	/* First request on a connection: the request that opened it; later
+	 * requests: the thread's current one. */
+	struct gb_thread_ctx opener;
+	struct gb_thread_ctx *tc = bpf_map_lookup_elem(&connect_ctx_map, t);
+	if (tc) {
+		opener = *tc;
+		bpf_map_delete_elem(&connect_ctx_map, t);
+		tc = &opener;
+	} else {
+		tc = bpf_map_lookup_elem(&thread_ctx_map, &pid_tgid);
+	}
 	if (tc) {
 		__builtin_memcpy(ctx.trace_id, tc->trace_id, 16);
 		__builtin_memcpy(ctx.parent_span_id, tc->span_id, 8);
@@ -272,9 +283,16 @@ static __always_inline void emit(struct gb_conn_state *c, struct gb_io_args *a, 
 	count(GB_CNT_EVENTS_SENT);
 }
 
-static __always_inline int on_enter(struct trace_event_raw_sys_enter *ctx, __u16 sc, __u8 dir)
+#define MSG_PEEK 2
+#define EINPROGRESS 115
+
+static __always_inline int on_enter(struct trace_event_raw_sys_enter *ctx, __u16 sc, __u8 dir, int flags_arg)
 {
 	if (!in_scope())
+		return 0;
+	/* A peek (e.g. nginx testing a kept-alive connection) consumes nothing. */
+	__u64 flags = flags_arg == 2 ? ctx->args[2] : flags_arg == 3 ? ctx->args[3] : 0; /* constant-folded */
+	if (flags & MSG_PEEK)
 		return 0;
 	struct sock *sk = tcp_sock_from_fd((int)ctx->args[0]);
 	if (!sk)
@@ -320,11 +338,11 @@ static __always_inline int on_exit(struct trace_event_raw_sys_exit *ctx, __u16 s
 	return 0;
 }
 
-#define GB_SYSCALL(name, sc, dir)                                                  \
+#define GB_SYSCALL(name, sc, dir, flags_arg)                                       \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                                \
 	int gb_enter_##name(struct trace_event_raw_sys_enter *ctx)                  \
 	{                                                                          \
-		return on_enter(ctx, sc, dir);                                     \
+		return on_enter(ctx, sc, dir, flags_arg);                          \
 	}                                                                          \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                 \
 	int gb_exit_##name(struct trace_event_raw_sys_exit *ctx)                    \
@@ -332,15 +350,71 @@ static __always_inline int on_exit(struct trace_event_raw_sys_exit *ctx, __u16 s
 		return on_exit(ctx, sc, dir);                                      \
 	}
 
-GB_SYSCALL(read, GB_SC_READ, GB_DIR_RECV)
-GB_SYSCALL(readv, GB_SC_READV, GB_DIR_RECV)
-GB_SYSCALL(recvfrom, GB_SC_RECVFROM, GB_DIR_RECV)
-GB_SYSCALL(recvmsg, GB_SC_RECVMSG, GB_DIR_RECV)
-GB_SYSCALL(recvmmsg, GB_SC_RECVMMSG, GB_DIR_RECV)
-GB_SYSCALL(write, GB_SC_WRITE, GB_DIR_SEND)
-GB_SYSCALL(writev, GB_SC_WRITEV, GB_DIR_SEND)
-GB_SYSCALL(sendto, GB_SC_SENDTO, GB_DIR_SEND)
-GB_SYSCALL(sendmsg, GB_SC_SENDMSG, GB_DIR_SEND)
-GB_SYSCALL(sendmmsg, GB_SC_SENDMMSG, GB_DIR_SEND)
+GB_SYSCALL(read, GB_SC_READ, GB_DIR_RECV, -1)
+GB_SYSCALL(readv, GB_SC_READV, GB_DIR_RECV, -1)
+GB_SYSCALL(recvfrom, GB_SC_RECVFROM, GB_DIR_RECV, 3)
+GB_SYSCALL(recvmsg, GB_SC_RECVMSG, GB_DIR_RECV, 2)
+GB_SYSCALL(recvmmsg, GB_SC_RECVMMSG, GB_DIR_RECV, 3)
+GB_SYSCALL(write, GB_SC_WRITE, GB_DIR_SEND, -1)
+GB_SYSCALL(writev, GB_SC_WRITEV, GB_DIR_SEND, -1)
+GB_SYSCALL(sendto, GB_SC_SENDTO, GB_DIR_SEND, -1)
+GB_SYSCALL(sendmsg, GB_SC_SENDMSG, GB_DIR_SEND, -1)
+GB_SYSCALL(sendmmsg, GB_SC_SENDMMSG, GB_DIR_SEND, -1)
+
+/* connect(): remember the context of the request that opened the connection. */
+SEC("tracepoint/syscalls/sys_enter_connect")
+int gb_enter_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	if (!in_scope())
+		return 0;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!bpf_map_lookup_elem(&thread_ctx_map, &pid_tgid))
+		return 0; /* nothing to remember */
+	struct sock *sk = tcp_sock_from_fd((int)ctx->args[0]);
+	if (!sk)
+		return 0;
+	struct gb_io_args a = {};
+	a.sk = (__u64)sk;
+	a.syscall = GB_SC_CONNECT;
+	bpf_map_update_elem(&io_args_map, &pid_tgid, &a, BPF_ANY);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int gb_exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct gb_io_args *ap = bpf_map_lookup_elem(&io_args_map, &pid_tgid);
+	if (!ap)
+		return 0;
+	struct gb_io_args a = *ap;
+	bpf_map_delete_elem(&io_args_map, &pid_tgid);
+	if (a.syscall != GB_SC_CONNECT || (ctx->ret != 0 && ctx->ret != -EINPROGRESS))
+		return 0;
+	struct gb_thread_ctx *tc = bpf_map_lookup_elem(&thread_ctx_map, &pid_tgid);
+	if (!tc)
+		return 0;
+	struct gb_tuple t = {};
+	tuple_from_sock((struct sock *)a.sk, &t); /* the local port is bound by now */
+	bpf_map_update_elem(&connect_ctx_map, &t, tc, BPF_ANY);
+	return 0;
+}
+
+/* A thread (or process) created while serving a request works for it too:
+ * handlers that fan out to worker threads keep their parent. */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(gb_fork, struct task_struct *parent, struct task_struct *child)
+{
+	if (!in_scope())
+		return 0;
+	__u64 parent_key = ((__u64)parent->tgid << 32) | (__u32)parent->pid;
+	struct gb_thread_ctx *tc = bpf_map_lookup_elem(&thread_ctx_map, &parent_key);
+	if (!tc)
+		return 0;
+	struct gb_thread_ctx copy = *tc;
+	__u64 child_key = ((__u64)child->tgid << 32) | (__u32)child->pid;
+	bpf_map_update_elem(&thread_ctx_map, &child_key, &copy, BPF_ANY);
+	return 0;
+}
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -127,6 +127,17 @@ export const SCENARIOS: Scenario[] = [
     },
   },
   {
+    id: 'event-loop-small-pool',
+    title: '3b. event loop (Node.js http) with a pool of 2 keep-alive sockets: requests queue for a socket',
+    proxies: [],
+    async start(env) {
+      const [, h2, h3, h4] = env.hosts;
+      const r = await redis(env, h4);
+      const b = await py(env, h3, 'b', 8080, { REDIS: r });
+      return node(env, h2, 'a', 8080, { DOWNSTREAMS: b, MODE: 'sequential', MAX_SOCKETS: '2' });
+    },
+  },
+  {
     id: 'fanout-threads',
     title: '4a. fan-out: Python handler calls three downstreams in parallel threads',
     proxies: [],

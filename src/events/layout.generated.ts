@@ -229,7 +229,8 @@ export const ENUMS = {
     "GB_SC_WRITEV": 7,
     "GB_SC_SENDTO": 8,
     "GB_SC_SENDMSG": 9,
-    "GB_SC_SENDMMSG": 10
+    "GB_SC_SENDMMSG": 10,
+    "GB_SC_CONNECT": 11
   },
   "gb_counter": {
     "GB_CNT_EVENTS_SENT": 0,

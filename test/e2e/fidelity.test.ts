@@ -1,0 +1,62 @@
+/**
+ * Short runs of the fidelity scenarios (npm run fidelity runs the long ones):
+ * each scenario on four namespace hosts with one agent per host, scored
+ * against the services' own ground truth. Floors that cannot pass by accident.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { requireRootLab } from '../support/lab';
+import { OtlpReceiver } from '../support/otlp-receiver';
+import { runScenario, markdownTable, type RunResult } from '../../fidelity/harness';
+import { SCENARIOS } from '../../fidelity/scenarios';
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+/** scenario id -> [concurrencies, floor in % exact] */
+const FLOORS: Record<string, [number[], number]> = {
+  'threads-new-conn': [[4, 16], 99],
+  'threads-keepalive-pool': [[4], 99],
+  'nginx-upstream-keepalive': [[4], 99],
+  'event-loop-keepalive': [[8], 95],
+  'fanout-threads': [[4], 99],
+  'fanout-event-loop': [[4], 99],
+};
+
+describe('trace fidelity against ground truth (short runs)', () => {
+  let receiver: OtlpReceiver;
+  const all: RunResult[] = [];
+
+  before(async () => {
+    requireRootLab();
+    receiver = new OtlpReceiver();
+    await receiver.start();
+  });
+
+  after(async () => {
+    await receiver?.stop();
+  });
+
+  for (const s of SCENARIOS.filter((x) => FLOORS[x.id])) {
+    const [concurrencies, floor] = FLOORS[s.id];
+    test(`${s.title}: >= ${floor} % exact, no merged traces`, async (t) => {
+      const results = await runScenario(s, receiver, {
+        concurrencies,
+        requests: 60,
+        logRoot: path.join(ROOT, 'test-logs', 'fidelity-ci'),
+        log: (l) => t.diagnostic(l),
+      });
+      all.push(...results);
+      for (const r of results) {
+        assert.equal(r.requests, 60, `ground truth holds ${r.requests} client requests, expected 60`);
+        assert.equal(r.failedRequests, 0, 'some requests failed: the services or the lab are broken');
+        assert.ok(r.percentExact >= floor, `c=${r.concurrency}: ${r.percentExact.toFixed(1)} % exact < ${floor} %: ${r.examples.join(' | ')}`);
+        assert.equal(r.mergedTraces, 0, `c=${r.concurrency}: ${r.mergedTraces} merged traces`);
+      }
+    });
+  }
+
+  test('summary table', (t) => {
+    t.diagnostic(`\n${markdownTable(all)}`);
+    assert.ok(all.length >= Object.values(FLOORS).reduce((a, [c]) => a + c.length, 0));
+  });
+});
