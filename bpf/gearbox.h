@@ -70,7 +70,8 @@ enum gb_counter {
 	GB_CNT_OPT_BAD_SEGMENT = 8,    /* our option on SYN or RST, or a truncated option */
 	GB_CNT_CTX_ADOPTED = 9,        /* server spans that adopted a propagated parent */
 	GB_CNT_CONN_EVICTED = 10,      /* reserved: connection state evicted by LRU */
-	GB_CNT__MAX = 11,
+	GB_CNT_EXISTING_ENABLED = 11,  /* connections opened before the agent, given option callbacks */
+	GB_CNT__MAX = 12,
 };
 
 /* Five-tuple from this host's point of view. Addresses are IPv6; IPv4 is
@@ -136,6 +137,10 @@ struct gb_config {
 	__u64 idle_ns;         /* a pause this long starts a new request message */
 	__u64 sample_threshold;/* root spans sampled when prandom32 < threshold; 1<<32 = all */
 	__u64 ringbuf_wakeup_bytes; /* wake the agent only when this much is queued */
+	__u64 scope_cgroup_id;  /* cgroup v2 id (inode) of the scope, for socket iterators */
+	__u32 scope_cgroup_level; /* its depth below the cgroup v2 root */
+	__u16 ephemeral_lo;     /* net.ipv4.ip_local_port_range, to tell the roles of */
+	__u16 ephemeral_hi;     /* connections whose handshake sockops never saw */
 };
 
 #endif /* GEARBOX_H */

@@ -22,6 +22,8 @@ const volatile struct gb_config gb_cfg __weak = {
 	.idle_ns = 2000000000ULL,
 	.sample_threshold = 1ULL << 32,
 	.ringbuf_wakeup_bytes = 256 * 1024,
+	.ephemeral_lo = 32768,
+	.ephemeral_hi = 60999,
 };
 
 /* Per-connection state, keyed by five-tuple. */

@@ -83,9 +83,16 @@ static __always_inline struct gb_conn_state *conn_lookup_or_create(struct gb_tup
 	if (c)
 		return c;
 	/* A connection that existed before the agent (or before sockops saw
-	 * its handshake): its role is inferred from the first data. */
+	 * its handshake): the side with the ephemeral port is the client; when
+	 * that does not tell, the first data decides (see track_message). */
 	struct gb_conn_state fresh = {};
 	fresh.conn_id = (((__u64)bpf_get_prandom_u32() & 0x1fffff) << 32) | bpf_get_prandom_u32();
+	int local_eph = t->local_port >= gb_cfg.ephemeral_lo && t->local_port <= gb_cfg.ephemeral_hi;
+	int remote_eph = t->remote_port >= gb_cfg.ephemeral_lo && t->remote_port <= gb_cfg.ephemeral_hi;
+	if (local_eph != remote_eph) {
+		fresh.role = local_eph ? GB_ROLE_CLIENT : GB_ROLE_SERVER;
+		fresh.role_inferred = 1;
+	}
 	bpf_map_update_elem(&conn_map, t, &fresh, BPF_NOEXIST);
 	return bpf_map_lookup_elem(&conn_map, t);
 }

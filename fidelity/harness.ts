@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { Lab } from '../src/lab/namespace-lab';
+import { Lab, type Host } from '../src/lab/namespace-lab';
 import { OtlpReceiver } from '../test/support/otlp-receiver';
 import { expectedSpanCount, score, type ScoreReport, type TruthLine } from './score';
 import { SCENARIOS, SERVICES, type Scenario } from './scenarios';
@@ -66,9 +66,8 @@ export async function runScenario(s: Scenario, receiver: OtlpReceiver, opts: Har
   const lab = new Lab(path.join(opts.logRoot, s.id));
   const agents: ChildProcess[] = [];
   const results: RunResult[] = [];
-  try {
-    const hosts = lab.create(4);
-    await Promise.all(
+  const startAgents = (hosts: Host[]) =>
+    Promise.all(
       hosts.map(async (h) => {
         const agent = lab.spawnRoot(`agent-${h.name}`, process.execPath, [CLI, 'run', '--cgroup', h.cgroup, '--poll-ms', '20', '--idle-ms', '1000', '--stats-interval-ms', '0'], {
           OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
@@ -80,31 +79,50 @@ export async function runScenario(s: Scenario, receiver: OtlpReceiver, opts: Har
         await Lab.waitFor(agent, /"msg":"attached"/, 30_000, `agent on ${h.name}`);
       }),
     );
+  const stopAgents = async () => {
+    await Promise.all(agents.map((a) => Lab.stop(a)));
+    agents.length = 0;
+  };
+  try {
+    const hosts = lab.create(4);
+    if (!s.preexisting) await startAgents(hosts);
     const target = await s.start({ lab, hosts });
     for (const c of opts.concurrencies) {
       const prefix = `c${c}q`;
-      const from = receiver.spans.length;
+      const waitFile = path.join(lab.logDir, `go-c${c}`);
       const t0 = Date.now();
-      const load = lab.spawnIn(hosts[0], `load-c${c}`, process.execPath, [path.join(SERVICES, 'load.js')], {
+      const load = lab.spawnIn(hosts[0], `load-c${c}`, process.execPath, [path.join(SERVICES, s.client ?? 'load.js')], {
         OTEL_SERVICE_NAME: 'client',
         TARGET: target,
         TOTAL: String(opts.requests),
         CONCURRENCY: String(c),
         PREFIX: prefix,
+        ...(s.preexisting ? { WARMUP: '2', WAIT_FILE: waitFile } : {}),
       });
-      await new Promise((r) => load.once('exit', r));
+      const exited = new Promise((r) => load.once('exit', r));
+      if (s.preexisting) {
+        // Connections are open and idle; only now does tracing start.
+        const warm = Lab.waitFor(load, /"warm":true/, 30_000, 'warm-up requests');
+        await stopAgents();
+        await warm;
+        await startAgents(hosts);
+        fs.writeFileSync(waitFile, '');
+      }
+      const from = receiver.spans.length;
+      await exited;
       const seconds = (Date.now() - t0) / 1000;
       const logs = fs.readdirSync(lab.logDir).filter((f) => f.endsWith('.log')).map((f) => fs.readFileSync(path.join(lab.logDir, f), 'utf8'));
       const truth = logs.flatMap((t) => truthFrom(t, prefix));
       const failed = truth.filter((t) => t.svc === 'client' && (t as { status?: number }).status !== 200).length;
       await settle(receiver, expectedSpanCount(truth, s.proxies), from, 60_000);
       const report = score(receiver.spans.slice(from), truth, s.proxies);
+      if (process.env.FIDELITY_DUMP) fs.writeFileSync(path.join(lab.logDir, `spans-c${c}.json`), JSON.stringify(receiver.spans.slice(from), (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
       const r: RunResult = { scenario: s.id, title: s.title, concurrency: c, failedRequests: failed, seconds, ...report };
       results.push(r);
       say(`${s.id} c=${c}: ${r.exact}/${r.requests} exact (${r.percentExact.toFixed(2)} %), missing ${r.missingSpans}, wrong parents ${r.wrongParents}, merged ${r.mergedTraces}, failed requests ${failed}${r.examples.length ? `\n    e.g. ${r.examples.slice(0, 2).join('\n    e.g. ')}` : ''}`);
     }
   } finally {
-    await Promise.all(agents.map((a) => Lab.stop(a)));
+    await stopAgents();
     await lab.destroy();
   }
   return results;

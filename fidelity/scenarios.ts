@@ -20,6 +20,10 @@ export interface Scenario {
   title: string;
   /** Services that forward the path unchanged between client and handler. */
   proxies: string[];
+  /** Services and client connections are set up before the agents start. */
+  preexisting?: boolean;
+  /** Load generator in fidelity/services (default load.js). */
+  client?: string;
   start(env: ScenarioEnv): Promise<string>;
 }
 
@@ -135,6 +139,41 @@ export const SCENARIOS: Scenario[] = [
       const r = await redis(env, h4);
       const b = await py(env, h3, 'b', 8080, { REDIS: r });
       return node(env, h2, 'a', 8080, { DOWNSTREAMS: b, MODE: 'sequential', MAX_SOCKETS: '2' });
+    },
+  },
+  {
+    id: 'long-responses',
+    title: '5a. long responses: 200 kB bodies split over many segments and reads, keep-alive pool',
+    proxies: [],
+    async start(env) {
+      const [, h2, h3, h4] = env.hosts;
+      const r = await redis(env, h4);
+      const b = await py(env, h3, 'b', 8080, { REDIS: r, BODY_BYTES: '200000' });
+      return py(env, h2, 'a', 8080, { DOWNSTREAMS: b, MODE: 'pool', BODY_BYTES: '100000' });
+    },
+  },
+  {
+    id: 'pipelined-requests',
+    title: '5b. HTTP/1.1 pipelining: two requests per write on each client connection',
+    proxies: [],
+    client: 'pipeline-load.js',
+    async start(env) {
+      const [, h2, h3, h4] = env.hosts;
+      const r = await redis(env, h4);
+      const b = await py(env, h3, 'b', 8080, { REDIS: r });
+      return py(env, h2, 'a', 8080, { DOWNSTREAMS: b, MODE: 'pool' });
+    },
+  },
+  {
+    id: 'preexisting-connections',
+    title: '6. connections opened before the agent started (client keep-alive and service pool)',
+    proxies: [],
+    preexisting: true,
+    async start(env) {
+      const [, h2, h3, h4] = env.hosts;
+      const r = await redis(env, h4);
+      const b = await py(env, h3, 'b', 8080, { REDIS: r });
+      return py(env, h2, 'a', 8080, { DOWNSTREAMS: b, MODE: 'pool' });
     },
   },
   {

@@ -7,6 +7,11 @@ const [host, port] = process.env.TARGET.split(':');
 const total = Number(process.env.TOTAL);
 const concurrency = Number(process.env.CONCURRENCY);
 const prefix = process.env.PREFIX ?? 'q';
+// WARMUP requests per worker first (ids w<n>, not ground truth), then wait for
+// WAIT_FILE to exist: the connections are open before the agent starts.
+const warmup = Number(process.env.WARMUP ?? 0);
+const waitFile = process.env.WAIT_FILE;
+const fs = require('node:fs');
 let next = 0;
 let ok = 0;
 let failed = 0;
@@ -22,8 +27,14 @@ function get(agent, id) {
   });
 }
 
-async function worker() {
+let warmed = 0;
+async function worker(_, w) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  for (let i = 0; i < warmup; i++) await get(agent, `w${w}x${i}`);
+  if (waitFile) {
+    if (++warmed === concurrency) process.stdout.write(`${JSON.stringify({ warm: true })}\n`);
+    while (!fs.existsSync(waitFile)) await new Promise((r) => setTimeout(r, 50));
+  }
   while (next < total) {
     const id = `${prefix}${next++}`;
     const status = await get(agent, id);

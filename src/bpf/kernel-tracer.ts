@@ -8,6 +8,7 @@ import path from 'node:path';
 import koffi from 'koffi';
 import { CFG, COUNTER_NAMES, RODATA, STRUCTS } from '../events/layout';
 import { libbpf, type Ptr } from './libbpf';
+import { cgroup2Root } from './prerequisites';
 import { RingBufferReader } from './ring-buffer';
 import type { Logger } from '../log';
 
@@ -55,6 +56,49 @@ function captureLibbpfLog(log: Logger): void {
   lib.libbpf_set_print(printCallback);
 }
 
+const CLONE_NEWNET = 0x40000000;
+
+/** net.ipv4.ip_local_port_range of the agent's namespace (Linux default 32768-60999). */
+function ephemeralPortRange(): [number, number] {
+  try {
+    const [lo, hi] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (lo > 0 && hi >= lo && hi < 65536) return [lo, hi];
+  } catch {
+    /* default below */
+  }
+  return [32768, 60999];
+}
+
+/** One /proc/<pid>/ns/net path per distinct network namespace of the processes under `cgroup` (all processes if undefined), own namespace first. */
+export function netNamespacesOf(cgroup: string | undefined): string[] {
+  const seen = new Map<bigint, string>();
+  seen.set(fs.statSync('/proc/self/ns/net', { bigint: true }).ino, '/proc/self/ns/net');
+  const pids: string[] = [];
+  if (cgroup) {
+    const walk = (dir: string) => {
+      try {
+        pids.push(...fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean));
+        for (const e of fs.readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) walk(path.join(dir, e.name));
+      } catch {
+        /* removed while walking */
+      }
+    };
+    walk(cgroup);
+  } else {
+    pids.push(...fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)));
+  }
+  for (const pid of pids) {
+    try {
+      const p = `/proc/${pid}/ns/net`;
+      const ino = fs.statSync(p, { bigint: true }).ino;
+      if (!seen.has(ino)) seen.set(ino, p);
+    } catch {
+      /* exited */
+    }
+  }
+  return [...seen.values()];
+}
+
 export class KernelTracer {
   private obj: Ptr | null = null;
   private links: Ptr[] = [];
@@ -88,6 +132,7 @@ export class KernelTracer {
       this.cgroupFd = fs.openSync(this.opts.cgroupPath, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
       if (this.opts.filterCgroup) this.setScopeCgroup();
       this.attachAll();
+      this.enableExistingConnections();
       const events = this.map('events');
       this.reader = new RingBufferReader(lib.bpf_map__fd(events) as number, lib.bpf_map__max_entries(events) as number);
       this.countersFd = lib.bpf_map__fd(this.map('counters')) as number;
@@ -135,6 +180,54 @@ export class KernelTracer {
     this.cgroupFd = -1;
   }
 
+  /**
+   * Runs the TCP socket iterator once in every network namespace the traced
+   * processes live in: connections that were open before the agent get the
+   * header-option callbacks new connections get from sockops. An iterator
+   * sees the sockets of the namespace it is created in, so the agent's main
+   * thread enters each namespace in turn (setns) and comes back.
+   * Best effort: where this fails, new connections are still traced.
+   */
+  private enableExistingConnections(): void {
+    const lib = libbpf();
+    let prog: Ptr | null = null;
+    for (let p = lib.bpf_object__next_program(this.obj, null) as Ptr | null; p; p = lib.bpf_object__next_program(this.obj, p) as Ptr | null) {
+      if ((lib.bpf_program__section_name(p) as string) === 'iter/tcp') prog = p;
+    }
+    if (!prog) return;
+    const link = lib.bpf_program__attach(prog) as Ptr | null;
+    if (!link) {
+      this.opts.log.warn({ errno: koffi.errno() }, 'cannot iterate existing TCP connections; only new ones carry context');
+      return;
+    }
+    const own = fs.openSync('/proc/self/ns/net', 'r');
+    try {
+      for (const nsPath of netNamespacesOf(this.opts.filterCgroup ? this.opts.cgroupPath : undefined)) {
+        let nsFd = -1;
+        try {
+          nsFd = fs.openSync(nsPath, 'r');
+          if (nsPath !== '/proc/self/ns/net' && (lib.setns(nsFd, CLONE_NEWNET) as number) !== 0) continue;
+          const fd = lib.bpf_iter_create(lib.bpf_link__fd(link)) as number;
+          if (fd >= 0) {
+            const buf = Buffer.alloc(4096);
+            while ((lib.read(fd, buf, buf.length) as number) > 0) {
+              /* the iterator prints nothing; reading drives it */
+            }
+            lib.close(fd);
+          }
+        } catch {
+          /* the process (and its namespace) went away */
+        } finally {
+          if (nsFd >= 0) fs.closeSync(nsFd);
+          if ((lib.setns(own, CLONE_NEWNET) as number) !== 0) throw new KernelTracerError('cannot return to the agent\'s own network namespace');
+        }
+      }
+    } finally {
+      fs.closeSync(own);
+      lib.bpf_link__destroy(link);
+    }
+  }
+
   private map(name: string): Ptr {
     const m = libbpf().bpf_object__find_map_by_name(this.obj, name) as Ptr | null;
     if (!m) throw new KernelTracerError(`map ${name} missing from the BPF object`);
@@ -161,6 +254,14 @@ export class KernelTracer {
     const ratio = Math.min(1, Math.max(0, this.opts.sampleRatio));
     setU64(CFG.sample_threshold.offset, BigInt(Math.round(ratio * 2 ** 32)));
     setU64(CFG.ringbuf_wakeup_bytes.offset, BigInt(Math.max(4096, Math.floor(this.opts.ringBufferBytes / 32))));
+    // The scope's cgroup v2 id is its directory's inode; its level, the depth below the root.
+    setU64(CFG.scope_cgroup_id.offset, fs.statSync(this.opts.cgroupPath, { bigint: true }).ino);
+    const root = cgroup2Root() ?? '/sys/fs/cgroup';
+    const rel = path.relative(root, path.resolve(this.opts.cgroupPath));
+    view.setUint32(base + CFG.scope_cgroup_level.offset, rel === '' ? 0 : rel.split(path.sep).length, true);
+    const [lo, hi] = ephemeralPortRange();
+    view.setUint16(base + CFG.ephemeral_lo.offset, lo, true);
+    view.setUint16(base + CFG.ephemeral_hi.offset, hi, true);
     const rb = this.map('events');
     if ((lib.bpf_map__set_max_entries(rb, this.opts.ringBufferBytes) as number) !== 0) {
       throw new KernelTracerError(`invalid ring buffer size ${this.opts.ringBufferBytes}`);
@@ -182,6 +283,7 @@ export class KernelTracer {
     for (let p = lib.bpf_object__next_program(this.obj, null) as Ptr | null; p; p = lib.bpf_object__next_program(this.obj, p) as Ptr | null) {
       const name = lib.bpf_program__name(p) as string;
       const section = lib.bpf_program__section_name(p) as string;
+      if (section.startsWith('iter/')) continue; // run once, see enableExistingConnections
       const link =
         section === 'sockops'
           ? (lib.bpf_program__attach_cgroup(p, this.cgroupFd) as Ptr | null)

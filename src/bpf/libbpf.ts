@@ -45,6 +45,8 @@ function bind() {
     bpf_program__attach: bpf.func('bpf_link *bpf_program__attach(bpf_program *prog)'),
     bpf_program__attach_cgroup: bpf.func('bpf_link *bpf_program__attach_cgroup(bpf_program *prog, int cgroup_fd)'),
     bpf_link__destroy: bpf.func('int bpf_link__destroy(bpf_link *link)'),
+    bpf_link__fd: bpf.func('int bpf_link__fd(bpf_link *link)'),
+    bpf_iter_create: bpf.func('int bpf_iter_create(int link_fd)'),
     bpf_map__name: bpf.func('const char *bpf_map__name(bpf_map *map)'),
     bpf_map__fd: bpf.func('int bpf_map__fd(bpf_map *map)'),
     bpf_map__max_entries: bpf.func('uint32_t bpf_map__max_entries(bpf_map *map)'),
@@ -60,6 +62,8 @@ function bind() {
     epoll_ctl: libc.func('int epoll_ctl(int epfd, int op, int fd, uint8_t *event)'),
     epoll_wait: libc.func('int epoll_wait(int epfd, _Out_ uint8_t *events, int maxevents, int timeout)'),
     close: libc.func('int close(int fd)'),
+    read: libc.func('long read(int fd, _Out_ uint8_t *buf, size_t count)'),
+    setns: libc.func('int setns(int fd, int nstype)'),
     sysconf: libc.func('long sysconf(int name)'),
     clock_gettime: libc.func('int clock_gettime(int clk, _Out_ int64_t *ts)'),
   };

@@ -165,7 +165,7 @@ export const STRUCTS = {
     }
   },
   "gb_config": {
-    "size": 32,
+    "size": 48,
     "fields": {
       "agent_tgid": {
         "offset": 0,
@@ -186,6 +186,22 @@ export const STRUCTS = {
       "ringbuf_wakeup_bytes": {
         "offset": 24,
         "size": 8
+      },
+      "scope_cgroup_id": {
+        "offset": 32,
+        "size": 8
+      },
+      "scope_cgroup_level": {
+        "offset": 40,
+        "size": 4
+      },
+      "ephemeral_lo": {
+        "offset": 44,
+        "size": 2
+      },
+      "ephemeral_hi": {
+        "offset": 46,
+        "size": 2
       }
     }
   }
@@ -244,13 +260,14 @@ export const ENUMS = {
     "GB_CNT_OPT_BAD_SEGMENT": 8,
     "GB_CNT_CTX_ADOPTED": 9,
     "GB_CNT_CONN_EVICTED": 10,
-    "GB_CNT__MAX": 11
+    "GB_CNT_EXISTING_ENABLED": 11,
+    "GB_CNT__MAX": 12
   }
 } as const;
 
 export const RODATA = {
   "gb_cfg": {
     "offset": 0,
-    "size": 32
+    "size": 48
   }
 } as const;

@@ -43,6 +43,7 @@ export class Lab {
   constructor(readonly logDir: string) {
     this.cgroupRoot = path.join(CGROUP2_ROOT, `gearbox-test-${this.id}`);
     this.switchNs = `${this.id}-sw`;
+    fs.rmSync(logDir, { recursive: true, force: true }); // nothing stale from an earlier run
     fs.mkdirSync(logDir, { recursive: true });
     process.on('exit', this.onExit);
   }
