@@ -36,6 +36,9 @@ struct gb_conn_state {
 	__u8 start_pending; /* the next emitted event opens a message */
 	__u8 role_inferred;
 	struct gb_span_ctx ctx; /* context of the exchange in progress */
+	__u64 pending_owner;    /* server: thread whose queue holds the request */
+	__u32 pending_idx;      /* ... and its position there */
+	__u32 pending_valid;
 };
 
 /* Context this host will send on a flow: written by the send path of a client
@@ -58,12 +61,13 @@ struct gb_peer_ctx {
 	__u8 _pad[6];
 };
 
-/* Context current on a thread: the server span it is working for. */
+/* A server span a thread may be working for. */
 struct gb_thread_ctx {
 	__u8 trace_id[16];
 	__u8 span_id[8];
 	__u8 sampled;
-	__u8 _pad[7];
+	__u8 valid;
+	__u8 _pad[6];
 };
 
 /* Syscall arguments saved at enter, used at exit. */
@@ -97,12 +101,6 @@ struct {
 	__type(value, struct gb_peer_ctx);
 } peer_context_map SEC(".maps") __weak;
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, GB_MAX_THREADS);
-	__type(key, __u64); /* pid_tgid */
-	__type(value, struct gb_thread_ctx);
-} thread_ctx_map SEC(".maps") __weak;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

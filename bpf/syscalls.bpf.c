@@ -16,6 +16,7 @@
  *    the thread's current context (keyed by pid and tid).
  */
 #include "maps.bpf.h"
+#include "thread_state.bpf.h"
 #include <bpf/bpf_tracing.h>
 
 #define S_IFMT 00170000
@@ -97,7 +98,17 @@ static __always_inline struct gb_conn_state *conn_lookup_or_create(struct gb_tup
 	return bpf_map_lookup_elem(&conn_map, t);
 }
 
-static __always_inline void start_server_span(struct gb_conn_state *c, struct gb_tuple *t, __u64 pid_tgid)
+/* The connection's request leaves the queue of the thread that read it. */
+static __always_inline void forget_conn_request(struct gb_conn_state *c)
+{
+	if (!c->pending_valid)
+		return;
+	c->pending_valid = 0;
+	pending_forget(thread_state(c->pending_owner, 0), c->pending_owner, c->pending_idx);
+}
+
+static __always_inline void start_server_span(struct gb_conn_state *c, struct gb_tuple *t, struct gb_thread_state *ts,
+					      __u64 pid_tgid)
 {
 	struct gb_span_ctx ctx = {};
 	new_span_id(ctx.span_id);
@@ -112,28 +123,42 @@ static __always_inline void start_server_span(struct gb_conn_state *c, struct gb
 		new_trace_id(ctx.trace_id);
 		ctx.flags = root_sampled() ? GB_F_SAMPLED : 0;
 	}
+	c->ctx = ctx;
+	if (!ts)
+		return;
 	struct gb_thread_ctx tc = {};
 	__builtin_memcpy(tc.trace_id, ctx.trace_id, 16);
 	__builtin_memcpy(tc.span_id, ctx.span_id, 8);
 	tc.sampled = !!(ctx.flags & GB_F_SAMPLED);
-	bpf_map_update_elem(&thread_ctx_map, &pid_tgid, &tc, BPF_ANY);
-	c->ctx = ctx;
+	tc.valid = 1;
+	ts->current = tc;
+	ts->dispatch = tc;
+	forget_conn_request(c); /* the previous request on this connection is done */
+	c->pending_owner = pid_tgid;
+	c->pending_idx = pending_push(ts, pid_tgid, &tc);
+	c->pending_valid = 1;
+	ts->dispatch_idx = c->pending_idx;
+	ts->dispatch_queued = 1;
 }
 
-static __always_inline void start_client_span(struct gb_conn_state *c, struct gb_tuple *t, __u64 pid_tgid)
+static __always_inline void start_client_span(struct gb_conn_state *c, struct gb_tuple *t, struct gb_thread_state *ts,
+					      __u64 pid_tgid)
 {
 	struct gb_span_ctx ctx = {};
 	new_span_id(ctx.span_id);
-	/* First request on a connection: the request that opened it; later
-	 * requests: the thread's current one. */
-	struct gb_thread_ctx opener;
+	/* Which request this is for: see the rule in thread_state.bpf.h. */
+	struct gb_thread_ctx parent = {};
 	struct gb_thread_ctx *tc = bpf_map_lookup_elem(&connect_ctx_map, t);
 	if (tc) {
-		opener = *tc;
+		parent = *tc;
 		bpf_map_delete_elem(&connect_ctx_map, t);
-		tc = &opener;
-	} else {
-		tc = bpf_map_lookup_elem(&thread_ctx_map, &pid_tgid);
+		tc = &parent;
+	} else if (choose_parent(ts, pid_tgid, c->conn_id, &parent)) {
+		tc = &parent;
+	}
+	if (tc && ts && !(ts->dispatch.valid && *(__u64 *)ts->dispatch.span_id == *(__u64 *)tc->span_id)) {
+		ts->dispatch = *tc; /* a different request: not the queued one read last */
+		ts->dispatch_queued = 0;
 	}
 	if (tc) {
 		__builtin_memcpy(ctx.trace_id, tc->trace_id, 16);
@@ -153,7 +178,7 @@ static __always_inline void start_client_span(struct gb_conn_state *c, struct gb
 
 /* Advances the connection's message state for data moving in `dir`. */
 static __always_inline void track_message(struct gb_conn_state *c, struct gb_tuple *t, __u8 dir,
-					  __u64 pid_tgid, __u64 now)
+					  struct gb_thread_state *ts, __u64 pid_tgid, __u64 now)
 {
 	if (c->role == GB_ROLE_UNKNOWN) {
 		c->role = dir == GB_DIR_SEND ? GB_ROLE_CLIENT : GB_ROLE_SERVER;
@@ -165,21 +190,42 @@ static __always_inline void track_message(struct gb_conn_state *c, struct gb_tup
 	if (now > prev)
 		c->last_ts = now;
 	if (c->last_dir == dir && !(is_request && idle))
-		return;
+		goto note;
 	c->msg_seq++;
 	c->last_dir = dir;
 	c->start_pending = 1;
 	if (!is_request) {
-		/* The response has begun, so the request has fully arrived: stop
-		 * putting its context on this flow's segments. */
-		if (c->role == GB_ROLE_CLIENT)
+		if (c->role == GB_ROLE_CLIENT) {
+			/* The response has begun, so the request has fully arrived:
+			 * stop putting its context on this flow's segments. */
 			bpf_map_delete_elem(&flow_context_map, t);
-		return;
+			if (ts && (c->ctx.flags & GB_F_HAS_PARENT)) {
+				struct gb_thread_ctx k = {};
+				__builtin_memcpy(k.trace_id, c->ctx.trace_id, 16);
+				__builtin_memcpy(k.span_id, c->ctx.parent_span_id, 8);
+				k.sampled = !!(c->ctx.flags & GB_F_SAMPLED);
+				k.valid = 1;
+				ts->continuation = k;
+			}
+		} else {
+			forget_conn_request(c); /* answering: no longer pending */
+		}
+	} else if (c->role == GB_ROLE_SERVER) {
+		start_server_span(c, t, ts, pid_tgid);
+	} else {
+		start_client_span(c, t, ts, pid_tgid);
 	}
-	if (c->role == GB_ROLE_SERVER)
-		start_server_span(c, t, pid_tgid);
-	else
-		start_client_span(c, t, pid_tgid);
+note:
+	if (!ts)
+		return;
+	if (dir == GB_DIR_SEND) {
+		ts->last_event = c->role == GB_ROLE_CLIENT ? GB_TE_CLIENT_WRITE : GB_TE_SERVER_WRITE;
+	} else if (c->role == GB_ROLE_SERVER) {
+		ts->last_event = GB_TE_SERVER_READ;
+	} else {
+		ts->last_event = GB_TE_CLIENT_READ;
+		ts->response_conn_id = c->conn_id;
+	}
 }
 
 static __always_inline __u64 payload_source(__u16 sc, __u64 buf, __u64 *cap)
@@ -316,7 +362,7 @@ static __always_inline int on_enter(struct trace_event_raw_sys_enter *ctx, __u16
 		if (!c)
 			return 0;
 		a.ts = bpf_ktime_get_ns();
-		track_message(c, &a.tuple, dir, pid_tgid, a.ts);
+		track_message(c, &a.tuple, dir, thread_state(pid_tgid, 1), pid_tgid, a.ts);
 	}
 	bpf_map_update_elem(&io_args_map, &pid_tgid, &a, BPF_ANY);
 	return 0;
@@ -340,7 +386,7 @@ static __always_inline int on_exit(struct trace_event_raw_sys_exit *ctx, __u16 s
 	if (!c)
 		return 0;
 	if (dir == GB_DIR_RECV)
-		track_message(c, &a.tuple, dir, pid_tgid, now);
+		track_message(c, &a.tuple, dir, thread_state(pid_tgid, 1), pid_tgid, now);
 	emit(c, &a, dir, ret, pid_tgid, now);
 	return 0;
 }
@@ -375,7 +421,7 @@ int gb_enter_connect(struct trace_event_raw_sys_enter *ctx)
 	if (!in_scope())
 		return 0;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (!bpf_map_lookup_elem(&thread_ctx_map, &pid_tgid))
+	if (!thread_state(pid_tgid, 0))
 		return 0; /* nothing to remember */
 	struct sock *sk = tcp_sock_from_fd((int)ctx->args[0]);
 	if (!sk)
@@ -398,12 +444,12 @@ int gb_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	bpf_map_delete_elem(&io_args_map, &pid_tgid);
 	if (a.syscall != GB_SC_CONNECT || (ctx->ret != 0 && ctx->ret != -EINPROGRESS))
 		return 0;
-	struct gb_thread_ctx *tc = bpf_map_lookup_elem(&thread_ctx_map, &pid_tgid);
-	if (!tc)
+	struct gb_thread_ctx opener = {};
+	if (!choose_parent(thread_state(pid_tgid, 0), pid_tgid, 0, &opener))
 		return 0;
 	struct gb_tuple t = {};
 	tuple_from_sock((struct sock *)a.sk, &t); /* the local port is bound by now */
-	bpf_map_update_elem(&connect_ctx_map, &t, tc, BPF_ANY);
+	bpf_map_update_elem(&connect_ctx_map, &t, &opener, BPF_ANY);
 	return 0;
 }
 
@@ -415,12 +461,14 @@ int BPF_PROG(gb_fork, struct task_struct *parent, struct task_struct *child)
 	if (!in_scope())
 		return 0;
 	__u64 parent_key = ((__u64)parent->tgid << 32) | (__u32)parent->pid;
-	struct gb_thread_ctx *tc = bpf_map_lookup_elem(&thread_ctx_map, &parent_key);
-	if (!tc)
+	struct gb_thread_state *ts = thread_state(parent_key, 0);
+	if (!ts)
 		return 0;
-	struct gb_thread_ctx copy = *tc;
 	__u64 child_key = ((__u64)child->tgid << 32) | (__u32)child->pid;
-	bpf_map_update_elem(&thread_ctx_map, &child_key, &copy, BPF_ANY);
+	struct gb_thread_state copy = *ts;
+	copy.pending_head = copy.pending_tail = 0; /* the queue stays with the parent */
+	copy.dispatch_queued = 0;
+	bpf_map_update_elem(&thread_state_map, &child_key, &copy, BPF_ANY);
 	return 0;
 }
 

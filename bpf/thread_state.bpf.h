@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR Apache-2.0) */
+/*
+ * thread_state.bpf.h: which request a thread is working for when it starts a
+ * client request. Per thread (pid and tid), with lifetimes bounded by the
+ * requests themselves:
+ *
+ *  current       the server span of the request the thread read last;
+ *  dispatch      the request the thread's current burst of work is for: set
+ *                when it reads a request and kept while it writes requests
+ *                downstream without reading anything else in between;
+ *  continuation  the parent of the client exchange whose response the thread
+ *                read last (work resumed by a response);
+ *  pending       requests read but not yet answered that have made no
+ *                downstream call yet, oldest first (pending_map, a queue per
+ *                thread; the connection remembers its request's position).
+ *
+ * The rule for a new client request (see choose_parent), in order:
+ *  1. the connection was opened for a request: that one (connect_ctx_map);
+ *  2. nothing but request reads and downstream writes since the last request
+ *     read: `dispatch` (thread per request; event loops handling a request in
+ *     one go; fan-out from one handler);
+ *  3. written on the client connection whose response the thread just read,
+ *     while requests are pending: the oldest pending one (an event loop hands
+ *     a freed pooled connection to the next queued request);
+ *  4. `continuation` (a later step of the request a response resumed);
+ *  5. `current`; else the request is a root.
+ * A request leaves `pending` when it makes its first downstream call or when
+ * its response starts; a new request read replaces `current` and `dispatch`.
+ */
+#ifndef GEARBOX_THREAD_STATE_BPF_H
+#define GEARBOX_THREAD_STATE_BPF_H
+
+#include "maps.bpf.h"
+
+enum gb_thread_event {
+	GB_TE_NONE = 0,
+	GB_TE_SERVER_READ = 1,
+	GB_TE_CLIENT_WRITE = 2,
+	GB_TE_CLIENT_READ = 3,
+	GB_TE_SERVER_WRITE = 4,
+};
+
+#define GB_PENDING_SCAN 16 /* pending slots looked at per pop or trim */
+
+/* A pending request: key (thread, position in that thread's queue). */
+struct gb_pending_key {
+	__u64 pid_tgid;
+	__u32 idx;
+	__u32 _pad;
+};
+
+struct gb_pending {
+	struct gb_thread_ctx ctx;
+};
+
+struct gb_thread_state {
+	struct gb_thread_ctx current;
+	struct gb_thread_ctx dispatch;
+	struct gb_thread_ctx continuation;
+	__u64 response_conn_id;
+	__u32 pending_head;  /* oldest position that may still be queued */
+	__u32 pending_tail;  /* next position to use */
+	__u32 dispatch_idx;  /* queue position of `dispatch`, if it came from a request read */
+	__u8 last_event;
+	__u8 dispatch_queued;
+	__u8 _pad[2];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GB_MAX_THREADS);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct gb_thread_state);
+} thread_state_map SEC(".maps") __weak;
+
+/* Requests read and not yet answered that made no downstream call yet. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, GB_MAX_CONNS);
+	__type(key, struct gb_pending_key);
+	__type(value, struct gb_pending);
+} pending_map SEC(".maps") __weak;
+
+static __always_inline struct gb_thread_state *thread_state(__u64 pid_tgid, int create)
+{
+	struct gb_thread_state *ts = bpf_map_lookup_elem(&thread_state_map, &pid_tgid);
+	if (ts || !create)
+		return ts;
+	struct gb_thread_state init = {};
+	bpf_map_update_elem(&thread_state_map, &pid_tgid, &init, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&thread_state_map, &pid_tgid);
+}
+
+/* Moves the head past positions that are no longer queued. */
+static __always_inline void pending_trim(struct gb_thread_state *ts, __u64 pid_tgid)
+{
+	struct gb_pending_key k = { .pid_tgid = pid_tgid };
+	for (int i = 0; i < GB_PENDING_SCAN; i++) {
+		if (ts->pending_head == ts->pending_tail)
+			return;
+		k.idx = ts->pending_head;
+		if (bpf_map_lookup_elem(&pending_map, &k))
+			return;
+		ts->pending_head++;
+	}
+}
+
+/* Queues a request just read; returns its position. */
+static __always_inline __u32 pending_push(struct gb_thread_state *ts, __u64 pid_tgid, const struct gb_thread_ctx *ctx)
+{
+	struct gb_pending_key k = { .pid_tgid = pid_tgid, .idx = ts->pending_tail };
+	struct gb_pending v = { .ctx = *ctx };
+	bpf_map_update_elem(&pending_map, &k, &v, BPF_ANY);
+	ts->pending_tail++;
+	return k.idx;
+}
+
+static __always_inline void pending_forget(struct gb_thread_state *ts, __u64 pid_tgid, __u32 idx)
+{
+	struct gb_pending_key k = { .pid_tgid = pid_tgid, .idx = idx };
+	bpf_map_delete_elem(&pending_map, &k);
+	if (ts && idx == ts->pending_head)
+		pending_trim(ts, pid_tgid);
+}
+
+static __always_inline int pending_pop(struct gb_thread_state *ts, __u64 pid_tgid, struct gb_thread_ctx *out)
+{
+	struct gb_pending_key k = { .pid_tgid = pid_tgid };
+	for (int i = 0; i < GB_PENDING_SCAN; i++) {
+		if (ts->pending_head == ts->pending_tail)
+			return 0;
+		k.idx = ts->pending_head++;
+		struct gb_pending *p = bpf_map_lookup_elem(&pending_map, &k);
+		if (p) {
+			*out = p->ctx;
+			bpf_map_delete_elem(&pending_map, &k);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* The rule above; conn_id is 0 at connect() (no connection yet to match). */
+static __always_inline int choose_parent(struct gb_thread_state *ts, __u64 pid_tgid, __u64 conn_id, struct gb_thread_ctx *out)
+{
+	if (!ts)
+		return 0;
+	if ((ts->last_event == GB_TE_SERVER_READ || ts->last_event == GB_TE_CLIENT_WRITE) && ts->dispatch.valid) {
+		*out = ts->dispatch;
+		if (ts->dispatch_queued) { /* it makes its downstream call (or opens one): no longer pending */
+			pending_forget(ts, pid_tgid, ts->dispatch_idx);
+			ts->dispatch_queued = 0;
+		}
+		return 1;
+	}
+	if (conn_id && conn_id == ts->response_conn_id && pending_pop(ts, pid_tgid, out))
+		return 1;
+	if (ts->continuation.valid) {
+		*out = ts->continuation;
+		return 1;
+	}
+	if (ts->current.valid) {
+		*out = ts->current;
+		return 1;
+	}
+	return 0;
+}
+
+#endif /* GEARBOX_THREAD_STATE_BPF_H */
