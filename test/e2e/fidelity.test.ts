@@ -18,9 +18,15 @@ const FLOORS: Record<string, [number[], number]> = {
   'threads-keepalive-pool': [[4], 99],
   'nginx-upstream-keepalive': [[4], 99],
   'event-loop-keepalive': [[8], 95],
+  'event-loop-small-pool': [[8], 95],
+  'long-responses': [[4], 99],
+  // The first request on each connection opened before the agent is in flight
+  // (its read already blocked) when tracing starts: 4 of 60 at c=4.
+  'preexisting-connections': [[4], 90],
   'fanout-threads': [[4], 99],
   'fanout-event-loop': [[4], 99],
 };
+// Not floored here: 'pipelined-requests' (known limit, see README).
 
 describe('trace fidelity against ground truth (short runs)', () => {
   let receiver: OtlpReceiver;
