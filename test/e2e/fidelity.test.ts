@@ -12,6 +12,7 @@ import { runScenario, markdownTable, type RunResult } from '../../fidelity/harne
 import { SCENARIOS } from '../../fidelity/scenarios';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
+const REQUESTS = 60;
 /** scenario id -> [concurrencies, floor in % exact] */
 const FLOORS: Record<string, [number[], number]> = {
   'threads-new-conn': [[4, 16], 99],
@@ -21,8 +22,9 @@ const FLOORS: Record<string, [number[], number]> = {
   'event-loop-small-pool': [[8], 95],
   'long-responses': [[4], 99],
   // The first request on each connection opened before the agent is in flight
-  // (its read already blocked) when tracing starts: 4 of 60 at c=4.
-  'preexisting-connections': [[4], 90],
+  // (its read already blocked) when tracing starts: at c=4 there are 4 client
+  // connections and at most 4 pooled ones, so at most 8 of 60 may miss a span.
+  'preexisting-connections': [[4], (100 * (REQUESTS - 8)) / REQUESTS],
   'fanout-threads': [[4], 99],
   'fanout-event-loop': [[4], 99],
 };
@@ -44,16 +46,16 @@ describe('trace fidelity against ground truth (short runs)', () => {
 
   for (const s of SCENARIOS.filter((x) => FLOORS[x.id])) {
     const [concurrencies, floor] = FLOORS[s.id];
-    test(`${s.title}: >= ${floor} % exact, no merged traces`, async (t) => {
+    test(`${s.title}: >= ${floor.toFixed(1)} % exact, no merged traces`, async (t) => {
       const results = await runScenario(s, receiver, {
         concurrencies,
-        requests: 60,
+        requests: REQUESTS,
         logRoot: path.join(ROOT, 'test-logs', 'fidelity-ci'),
         log: (l) => t.diagnostic(l),
       });
       all.push(...results);
       for (const r of results) {
-        assert.equal(r.requests, 60, `ground truth holds ${r.requests} client requests, expected 60`);
+        assert.equal(r.requests, REQUESTS, `ground truth holds ${r.requests} client requests, expected ${REQUESTS}`);
         assert.equal(r.failedRequests, 0, 'some requests failed: the services or the lab are broken');
         assert.ok(r.percentExact >= floor, `c=${r.concurrency}: ${r.percentExact.toFixed(1)} % exact < ${floor} %: ${r.examples.join(' | ')}`);
         assert.equal(r.mergedTraces, 0, `c=${r.concurrency}: ${r.mergedTraces} merged traces`);
