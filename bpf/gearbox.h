@@ -41,7 +41,14 @@ enum gb_event_flag {
 	GB_F_REMOTE_PARENT = 4, /* parent came from the peer's TCP option */
 	GB_F_HAS_PARENT = 8,    /* parent_span_id is valid */
 	GB_F_ROLE_INFERRED = 16,/* role guessed from the first direction of data */
+	GB_F_PIPELINED = 32,    /* a request that arrived pipelined behind another: no data of its own */
 };
+
+/* Pipelined request k (k >= 1) of a message gets ids derived from the first
+ * request's, the same way on both hosts: each byte of the trace id and span
+ * id is XORed with the bytes (little-endian) of GB_PIPELINE_MIX * k mod 2^64.
+ * Shared with src/trace/pipelining.ts (checked by a test). */
+#define GB_PIPELINE_MIX 0x9e3779b97f4a7c15ULL
 
 enum gb_syscall {
 	GB_SC_READ = 1,
@@ -117,7 +124,8 @@ struct gb_event {
 	__u64 bytes;    /* bytes moved by this syscall */
 	__u16 syscall;  /* gb_syscall */
 	__u16 payload_len;
-	__u32 _pad;
+	__u16 pipeline_idx; /* k of a GB_F_PIPELINED request */
+	__u16 _pad;
 	struct gb_tuple tuple;
 	__u8 trace_id[16];
 	__u8 span_id[8];

@@ -39,6 +39,14 @@ struct gb_conn_state {
 	__u64 pending_owner;    /* server: thread whose queue holds the request */
 	__u32 pending_idx;      /* ... and its position there */
 	__u32 pending_valid;
+	/* server: the propagated context of the last request read, and how many
+	 * more requests its read held (HTTP/1.1 pipelining) */
+	__u8 base_trace_id[16];
+	__u8 base_parent_id[8];
+	__u8 base_flags;
+	__u8 pipelined_left;
+	__u8 pipeline_idx;
+	__u8 _pad2[5];
 };
 
 /* Context this host will send on a flow: written by the send path of a client
@@ -183,6 +191,17 @@ static __always_inline void new_trace_id(__u8 id[16])
 	random_bytes(id, 16);
 	if (*(__u64 *)id == 0 && *(__u64 *)(id + 8) == 0)
 		id[15] = 1;
+}
+
+/* Ids of pipelined request k, derived from the first request's (gearbox.h). */
+static __always_inline void pipeline_derive(__u8 trace_id[16], __u8 span_id[8], __u32 k)
+{
+	__u64 mix = GB_PIPELINE_MIX * (__u64)k;
+	__u64 *t = (__u64 *)trace_id;
+	__u64 *sp = (__u64 *)span_id;
+	t[0] ^= mix;
+	t[1] ^= mix;
+	sp[0] ^= mix;
 }
 
 static __always_inline int root_sampled(void)

@@ -124,8 +124,14 @@ static __always_inline void start_server_span(struct gb_conn_state *c, struct gb
 		ctx.flags = root_sampled() ? GB_F_SAMPLED : 0;
 	}
 	c->ctx = ctx;
+	__builtin_memcpy(c->base_trace_id, ctx.trace_id, 16);
+	__builtin_memcpy(c->base_parent_id, ctx.parent_span_id, 8);
+	c->base_flags = ctx.flags;
+	c->pipelined_left = 0; /* set by emit() once the payload head is seen */
+	c->pipeline_idx = 0;
 	if (!ts)
 		return;
+	ts->server_tuple = *t;
 	struct gb_thread_ctx tc = {};
 	__builtin_memcpy(tc.trace_id, ctx.trace_id, 16);
 	__builtin_memcpy(tc.span_id, ctx.span_id, 8);
@@ -141,9 +147,73 @@ static __always_inline void start_server_span(struct gb_conn_state *c, struct gb
 	ts->dispatch_queued = 1;
 }
 
+static __always_inline __u64 wakeup_flag(void);
+
+/* Opens pipelined request k on server connection `sc`: it arrived in the same
+ * read as the request before it, so it has no data event of its own. Its ids
+ * derive from the first request's the way the client's agent derives its
+ * span for it (pipeline_derive). */
+static __always_inline void start_pipelined_request(struct gb_conn_state *sc, struct gb_tuple *st,
+						    struct gb_thread_state *ts, __u64 pid_tgid)
+{
+	sc->pipelined_left--;
+	sc->pipeline_idx++;
+	struct gb_span_ctx ctx = {};
+	__builtin_memcpy(ctx.trace_id, sc->base_trace_id, 16);
+	__builtin_memcpy(ctx.parent_span_id, sc->base_parent_id, 8);
+	pipeline_derive(ctx.trace_id, ctx.parent_span_id, sc->pipeline_idx);
+	new_span_id(ctx.span_id);
+	ctx.flags = sc->base_flags & (GB_F_SAMPLED | GB_F_HAS_PARENT | GB_F_REMOTE_PARENT);
+	sc->ctx = ctx;
+	sc->msg_seq++;
+	sc->last_dir = GB_DIR_RECV;
+	sc->start_pending = 0;
+	__u64 now = bpf_ktime_get_ns();
+	if (ctx.flags & GB_F_SAMPLED) {
+		struct gb_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+		if (ev) {
+			__builtin_memset(ev, 0, sizeof(*ev));
+			ev->type = GB_EV_DATA;
+			ev->direction = GB_DIR_RECV;
+			ev->role = GB_ROLE_SERVER;
+			ev->flags = ctx.flags | GB_F_MSG_START | GB_F_PIPELINED;
+			ev->pid = pid_tgid >> 32;
+			ev->tid = (__u32)pid_tgid;
+			ev->msg_seq = sc->msg_seq;
+			ev->conn_id = sc->conn_id;
+			ev->ts_ns = now;
+			ev->pipeline_idx = sc->pipeline_idx;
+			ev->tuple = *st;
+			__builtin_memcpy(ev->trace_id, ctx.trace_id, 16);
+			__builtin_memcpy(ev->span_id, ctx.span_id, 8);
+			__builtin_memcpy(ev->parent_span_id, ctx.parent_span_id, 8);
+			bpf_ringbuf_submit(ev, wakeup_flag());
+			count(GB_CNT_EVENTS_SENT);
+		} else {
+			count(GB_CNT_EVENTS_LOST);
+		}
+	}
+	struct gb_thread_ctx tc = {};
+	__builtin_memcpy(tc.trace_id, ctx.trace_id, 16);
+	__builtin_memcpy(tc.span_id, ctx.span_id, 8);
+	tc.sampled = !!(ctx.flags & GB_F_SAMPLED);
+	tc.valid = 1;
+	ts->current = tc;
+	ts->dispatch = tc;
+	ts->dispatch_queued = 0;
+	ts->last_event = GB_TE_SERVER_READ;
+}
+
 static __always_inline void start_client_span(struct gb_conn_state *c, struct gb_tuple *t, struct gb_thread_state *ts,
 					      __u64 pid_tgid)
 {
+	/* The thread answered part of a read that held pipelined requests and
+	 * now calls downstream: it is working on the next of them. */
+	if (ts) {
+		struct gb_conn_state *sc = bpf_map_lookup_elem(&conn_map, &ts->server_tuple);
+		if (sc && sc->role == GB_ROLE_SERVER && sc->pipelined_left > 0 && sc->last_dir == GB_DIR_SEND)
+			start_pipelined_request(sc, &ts->server_tuple, ts, pid_tgid);
+	}
 	struct gb_span_ctx ctx = {};
 	new_span_id(ctx.span_id);
 	/* Which request this is for: see the rule in thread_state.bpf.h. */
@@ -289,6 +359,25 @@ static __always_inline void fill_event(struct gb_event *ev, struct gb_conn_state
 	__builtin_memcpy(ev->parent_span_id, c->ctx.parent_span_id, 8);
 }
 
+/* Requests that follow the first one in a read's head: an end of headers
+ * followed by a method (HTTP/1.1 pipelining). */
+static __always_inline __u8 count_pipelined(const __u8 *p, __u64 n)
+{
+	__u8 more = 0;
+	for (__u32 i = 0; i < GB_PAYLOAD_MAX - 8; i++) {
+		if (i + 8 > n)
+			break;
+		if (p[i] != '\r' || p[i + 1] != '\n' || p[i + 2] != '\r' || p[i + 3] != '\n')
+			continue;
+		__u8 a = p[i + 4], b = p[i + 5], c = p[i + 6], d = p[i + 7];
+		if ((a == 'G' && b == 'E' && c == 'T') || (a == 'P' && (b == 'O' || b == 'U' || b == 'A')) ||
+		    (a == 'H' && b == 'E') || (a == 'D' && b == 'E') || (a == 'O' && b == 'P'))
+			more++;
+		(void)d;
+	}
+	return more;
+}
+
 static __always_inline __u64 wakeup_flag(void)
 {
 	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= gb_cfg.ringbuf_wakeup_bytes
@@ -330,8 +419,11 @@ static __always_inline void emit(struct gb_conn_state *c, struct gb_io_args *a, 
 	__u64 n = bytes < cap ? bytes : cap;
 	if (n > GB_PAYLOAD_MAX)
 		n = GB_PAYLOAD_MAX;
-	if (n && bpf_probe_read_user(e->payload, n, (void *)src) == 0)
+	if (n && bpf_probe_read_user(e->payload, n, (void *)src) == 0) {
 		e->ev.payload_len = n;
+		if (c->role == GB_ROLE_SERVER && dir == GB_DIR_RECV)
+			c->pipelined_left = count_pipelined(e->payload, n);
+	}
 	bpf_ringbuf_submit(e, wakeup_flag());
 	count(GB_CNT_EVENTS_SENT);
 }

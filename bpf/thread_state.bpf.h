@@ -64,6 +64,7 @@ struct gb_thread_state {
 	__u8 last_event;
 	__u8 dispatch_queued;
 	__u8 _pad[2];
+	struct gb_tuple server_tuple; /* connection of the request read last */
 };
 
 struct {

@@ -10,7 +10,7 @@ import { EventRecorder } from './events/replay';
 import { Correlator, type Exchange } from './trace/correlator';
 import { WallClock, libcClock } from './export/clock';
 import { ProcessResources, type ServiceNameSource } from './export/process-resources';
-import { buildSpan } from './export/span-builder';
+import { buildSpans } from './export/span-builder';
 import { createSpanPipeline, type SpanPipeline } from './export/span-pipeline';
 import type { BufferConfig, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Logger } from './log';
@@ -133,6 +133,6 @@ export class Agent {
 
   private export(ex: Exchange): void {
     const resource = this.resources.get(ex.request.pid);
-    this.pipeline.submit(buildSpan(ex, resource, this.clock));
+    for (const span of buildSpans(ex, resource, this.clock)) this.pipeline.submit(span);
   }
 }

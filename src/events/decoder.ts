@@ -24,6 +24,8 @@ export interface KernelEvent {
   tsNs: number; // CLOCK_MONOTONIC
   bytes: number;
   syscall: number;
+  /** k of a pipelined request (GB_F_PIPELINED), else 0 */
+  pipelineIdx: number;
   /** On message starts and closes only (the connection is known by connId otherwise). */
   tuple?: Tuple;
   traceId: string; // 32 hex chars
@@ -99,6 +101,7 @@ export function decodeEvent(bytes: Buffer, view: DataView, off: number, len: num
     tsNs: u64(view, off + EV.ts_ns.offset),
     bytes: u64(view, off + EV.bytes.offset),
     syscall: view.getUint16(off + EV.syscall.offset, true),
+    pipelineIdx: view.getUint16(off + EV.pipeline_idx.offset, true),
     traceId: hex(bytes, off + EV.trace_id.offset, EV.trace_id.size),
     spanId: hex(bytes, off + EV.span_id.offset, EV.span_id.size),
     parentSpanId: flags & Flag.GB_F_HAS_PARENT ? hex(bytes, off + EV.parent_span_id.offset, EV.parent_span_id.size) : '',

@@ -54,9 +54,13 @@ export const STRUCTS = {
         "offset": 42,
         "size": 2
       },
-      "_pad": {
+      "pipeline_idx": {
         "offset": 44,
-        "size": 4
+        "size": 2
+      },
+      "_pad": {
+        "offset": 46,
+        "size": 2
       },
       "tuple": {
         "offset": 48,
@@ -233,7 +237,8 @@ export const ENUMS = {
     "GB_F_SAMPLED": 2,
     "GB_F_REMOTE_PARENT": 4,
     "GB_F_HAS_PARENT": 8,
-    "GB_F_ROLE_INFERRED": 16
+    "GB_F_ROLE_INFERRED": 16,
+    "GB_F_PIPELINED": 32
   },
   "gb_syscall": {
     "GB_SC_READ": 1,

@@ -3,7 +3,7 @@
  * came from the kernel. Named and described by protocol (HTTP/1.x, Redis,
  * generic TCP) following the semantic conventions.
  */
-import { SpanKind, SpanStatusCode, TraceFlags, type Attributes, type SpanContext, type SpanStatus } from '@opentelemetry/api';
+import { SpanKind, SpanStatusCode, TraceFlags, type Attributes, type Link, type SpanContext, type SpanStatus } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import {
@@ -32,6 +32,8 @@ import { ATTR_THREAD_ID } from '@opentelemetry/semantic-conventions/incubating';
 import { Flag, Role } from '../events/layout';
 import type { Exchange } from '../trace/correlator';
 import { identify } from '../protocols';
+import { looksLikeHttpRequest, splitPipelinedRequests, splitResponses } from '../protocols/http1';
+import { derivePipelined } from '../trace/pipelining';
 import { hrDuration, type WallClock } from './clock';
 
 export const INSTRUMENTATION_SCOPE = { name: 'gearbox', version: '0.1.0' };
@@ -40,7 +42,45 @@ function isIpv4(addr: string): boolean {
   return /^\d+\.\d+\.\d+\.\d+$/.test(addr);
 }
 
-export function buildSpan(ex: Exchange, resource: Resource, clock: WallClock): ReadableSpan {
+export interface SpanExtras {
+  attributes?: Attributes;
+  links?: Link[];
+}
+
+/**
+ * All spans of an exchange: one, or one per request when a client pipelined
+ * several HTTP/1.1 requests in one message. Request k >= 1 gets the ids the
+ * server's kernel derives for it (src/trace/pipelining.ts); a pipelined
+ * request of a client that itself serves a request is a root linked to it.
+ */
+export function buildSpans(ex: Exchange, resource: Resource, clock: WallClock): ReadableSpan[] {
+  if (ex.role === Role.GB_ROLE_CLIENT && ex.request.head && looksLikeHttpRequest(ex.request.head)) {
+    const parts = splitPipelinedRequests(ex.request.head);
+    if (parts.length > 1) {
+      const responses = ex.response?.head ? splitResponses(ex.response.head, parts.length) : [];
+      return parts.map((part, k) => {
+        const ids = derivePipelined(ex.traceId, ex.spanId, k);
+        const parentLink: Link[] = k > 0 && ex.parentSpanId ? [{ context: { traceId: ex.traceId, spanId: ex.parentSpanId, traceFlags: TraceFlags.SAMPLED } }] : [];
+        const copy: Exchange = {
+          ...ex,
+          traceId: ids.traceId,
+          spanId: ids.spanId,
+          parentSpanId: k === 0 ? ex.parentSpanId : '',
+          request: { ...ex.request, head: part },
+          response: ex.response && { ...ex.response, head: responses[k] },
+        };
+        return buildSpan(copy, resource, clock, {
+          attributes: { 'gearbox.pipelined.index': k, 'gearbox.pipelined.count': parts.length },
+          links: parentLink,
+        });
+      });
+    }
+  }
+  const extras: SpanExtras = ex.pipelineIndex ? { attributes: { 'gearbox.pipelined.index': ex.pipelineIndex } } : {};
+  return [buildSpan(ex, resource, clock, extras)];
+}
+
+export function buildSpan(ex: Exchange, resource: Resource, clock: WallClock, extras: SpanExtras = {}): ReadableSpan {
   const server = ex.role === Role.GB_ROLE_SERVER;
   const view = identify(ex.request.head, ex.response?.head);
   const attrs: Attributes = {
@@ -108,6 +148,7 @@ export function buildSpan(ex: Exchange, resource: Resource, clock: WallClock): R
     status = { code: SpanStatusCode.ERROR, message: `no response (${ex.endReason ?? 'unknown'})` };
     attrs[ATTR_ERROR_TYPE] ??= 'no_response';
   }
+  Object.assign(attrs, extras.attributes);
 
   const traceFlags = ex.flags & Flag.GB_F_SAMPLED ? TraceFlags.SAMPLED : TraceFlags.NONE;
   const ctx: SpanContext = { traceId: ex.traceId, spanId: ex.spanId, traceFlags, isRemote: false };
@@ -127,7 +168,7 @@ export function buildSpan(ex: Exchange, resource: Resource, clock: WallClock): R
     duration: hrDuration(startTime, endTime),
     status,
     attributes: attrs,
-    links: [],
+    links: extras.links ?? [],
     events: [],
     ended: true,
     resource,

@@ -122,16 +122,42 @@ export function httpResponseLength(resp: HttpResponseHead, requestMethod?: strin
   return undefined;
 }
 
-/** Counts complete request heads back to back in `buf` (pipelining). */
-export function countPipelinedRequests(buf: Buffer): number {
-  let n = 0;
+/** The requests back to back in `buf` (pipelining); the last may be cut. */
+export function splitPipelinedRequests(buf: Buffer): Buffer[] {
+  const out: Buffer[] = [];
   let off = 0;
   while (off < buf.length) {
     const rest = buf.subarray(off);
     const req = parseHttpRequest(rest);
-    if (!req || req.headLength === undefined) break;
-    n++;
-    off += req.headLength + (req.contentLength ?? 0);
+    if (!req) break;
+    if (req.headLength === undefined) {
+      out.push(rest);
+      break;
+    }
+    const len = req.headLength + (req.contentLength ?? 0);
+    out.push(rest.subarray(0, len));
+    off += len;
   }
-  return n;
+  return out;
+}
+
+/** Counts complete request heads back to back in `buf` (pipelining). */
+export function countPipelinedRequests(buf: Buffer): number {
+  return splitPipelinedRequests(buf).filter((r) => parseHttpRequest(r)?.headLength !== undefined).length;
+}
+
+/** The responses back to back in `buf` whose lengths their heads give. */
+export function splitResponses(buf: Buffer, max: number): Buffer[] {
+  const out: Buffer[] = [];
+  let off = 0;
+  while (off < buf.length && out.length < max) {
+    const rest = buf.subarray(off);
+    const resp = parseHttpResponse(rest);
+    if (!resp) break;
+    out.push(rest);
+    const len = httpResponseLength(resp);
+    if (len === undefined) break;
+    off += len;
+  }
+  return out;
 }

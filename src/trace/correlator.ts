@@ -14,6 +14,7 @@
 import { Direction, EventType, Flag, Role } from '../events/layout';
 import type { KernelEvent, Tuple } from '../events/decoder';
 import { expectedResponseBytes } from '../protocols';
+import { splitPipelinedRequests } from '../protocols/http1';
 
 export interface Message {
   seq: number;
@@ -45,6 +46,8 @@ export interface Exchange {
   incomplete?: string;
   /** Response size the protocol announced (HTTP Content-Length, a whole Redis reply). */
   expectedResponseBytes?: number;
+  /** k >= 1: a request that arrived pipelined behind k others in one read (server side). */
+  pipelineIndex?: number;
 }
 
 export interface CorrelatorOptions {
@@ -73,6 +76,8 @@ interface Conn {
   /** Highest request seq emitted: events for it or below are late. */
   emittedSeq: number;
   closed: boolean;
+  /** Head of the last request message that carried data (pipelined requests are in it). */
+  lastRequestHead?: Buffer;
 }
 
 interface Ended {
@@ -127,6 +132,11 @@ export class Correlator {
     if (ev.tuple && conn.tuple === UNKNOWN_TUPLE) conn.tuple = ex.tuple = ev.tuple;
     const msg = isRequest ? ex.request : (ex.response ??= newMessage(ev));
     addToMessage(msg, ev);
+    if (isRequest && ev.payload?.length && !(ev.flags & Flag.GB_F_PIPELINED)) conn.lastRequestHead = ev.payload;
+    if (ev.flags & Flag.GB_F_PIPELINED && ev.pipelineIdx > 0) {
+      ex.pipelineIndex = ev.pipelineIdx;
+      ex.request.head = splitPipelinedRequests(conn.lastRequestHead ?? Buffer.alloc(0))[ev.pipelineIdx];
+    }
     if (ev.payload && (!isRequest || ex.response?.head)) ex.expectedResponseBytes = expectedResponseBytes(ex.request.head, ex.response?.head);
     if (!isRequest && !ex.endReason && ex.expectedResponseBytes !== undefined && msg.bytes >= ex.expectedResponseBytes) {
       this.end(conn, reqSeq, ex, 'complete', ev.tsNs);
