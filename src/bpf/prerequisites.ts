@@ -152,6 +152,70 @@ export function checkLibbpf(): Check {
   };
 }
 
+export function checkBpffs(): Check {
+  const ok = mountsOf('bpf').length > 0;
+  return {
+    name: 'bpffs',
+    ok,
+    detail: ok ? mountsOf('bpf')[0] : 'no bpf filesystem is mounted (needed only to pin maps; Gearbox uses links)',
+    fix: ok ? undefined : 'mount -t bpf bpf /sys/fs/bpf',
+  };
+}
+
+function which(cmd: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(':')) {
+    const p = path.join(dir, cmd);
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return p;
+    } catch {
+      /* next */
+    }
+  }
+  return undefined;
+}
+
+/** clang and bpftool are needed only to build the BPF object from source. */
+export function checkBuildTools(objectPresent: boolean): Check {
+  const clang = which('clang');
+  const bpftool = which('bpftool') ?? (fs.existsSync('/usr/sbin/bpftool') ? '/usr/sbin/bpftool' : undefined);
+  const ok = objectPresent || (clang !== undefined && bpftool !== undefined);
+  return {
+    name: 'build tools',
+    ok,
+    detail: clang && bpftool ? `${clang}, ${bpftool}` : objectPresent ? 'not installed (not needed: the BPF object is built)' : 'clang or bpftool missing and the BPF object is not built',
+    fix: ok ? undefined : 'apt-get install clang llvm libbpf-dev bpftool, then npm run build',
+  };
+}
+
+export function checkObject(objectPath: string): Check {
+  const ok = fs.existsSync(objectPath);
+  return { name: 'BPF object', ok, detail: ok ? objectPath : `${objectPath} is missing`, fix: ok ? undefined : 'npm run build' };
+}
+
+/** Every prerequisite, for `gearbox doctor`. Never throws. */
+export function allChecks(objectPath: string): Check[] {
+  const safe = (f: () => Check, name: string): Check => {
+    try {
+      return f();
+    } catch (e) {
+      return { name, ok: false, detail: (e as Error).message };
+    }
+  };
+  const object = safe(() => checkObject(objectPath), 'BPF object');
+  return [
+    safe(checkPrivileges, 'privileges'),
+    safe(checkKernelVersion, 'kernel'),
+    safe(checkBtf, 'BTF'),
+    safe(checkCgroup2, 'cgroup v2'),
+    safe(checkBpffs, 'bpffs'),
+    safe(() => ({ name: 'tracefs', ok: tracefsMounted(), detail: tracefsMounted() ? '/sys/kernel/tracing' : 'tracefs is not mounted', fix: tracefsMounted() ? undefined : 'mount -t tracefs tracefs /sys/kernel/tracing' }), 'tracefs'),
+    safe(checkLibbpf, 'libbpf'),
+    object,
+    safe(() => checkBuildTools(object.ok), 'build tools'),
+  ];
+}
+
 /** Everything `gearbox run` needs; throws PrerequisiteError listing every failure. */
 export function requireRunPrerequisites(cgroupPath: string): Check[] {
   const checks = [checkPrivileges(), checkKernelVersion(), checkBtf(), checkCgroup2(), checkCgroupPath(cgroupPath), checkLibbpf()];

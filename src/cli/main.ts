@@ -76,6 +76,23 @@ Environment:
       await agent.stop();
     });
   program
+    .command('doctor')
+    .description('check every prerequisite (privileges, kernel, BTF, cgroup v2, bpffs, tracefs, libbpf, BPF object, build tools)')
+    .action(async () => {
+      const { allChecks } = await import('../bpf/prerequisites');
+      const { defaultObjectPath } = await import('../bpf/kernel-tracer');
+      const checks = allChecks(defaultObjectPath());
+      const w = Math.max(...checks.map((c) => c.name.length));
+      for (const c of checks) {
+        process.stdout.write(`${c.ok ? ' ok ' : 'FAIL'}  ${c.name.padEnd(w)}  ${c.detail}\n`);
+        if (!c.ok && c.fix) process.stdout.write(`      ${' '.repeat(w)}  fix: ${c.fix}\n`);
+      }
+      const failed = checks.filter((c) => !c.ok && c.name !== 'bpffs');
+      process.stdout.write(failed.length ? `\n${failed.length} requirement(s) missing\n` : '\nready\n');
+      process.exitCode = failed.length ? 1 : 0;
+    });
+
+  program
     .command('demo')
     .description('run a sample microservice chain on four namespace hosts, trace it, and print each trace as a tree')
     .addOption(new Option('--requests <n>', 'requests to send (0: until Ctrl-C)').default(20).argParser((v) => Number(v)))

@@ -49,3 +49,15 @@ test('invalid options and sampler settings are refused clearly', () => {
     'deployment.environment.name': 'prod eu',
   });
 });
+
+test('gearbox doctor prints a table and fails when a requirement is missing', () => {
+  const asRoot = gearbox(['doctor']);
+  assert.match(asRoot.stdout, /privileges/);
+  assert.match(asRoot.stdout, /BTF/);
+  assert.match(asRoot.stdout, /libbpf/);
+  if (process.getuid?.() === 0) assert.equal(asRoot.status, 0, asRoot.stdout);
+  const notRoot = gearbox(['doctor'], { uid: process.getuid?.() === 0 ? 65534 : undefined });
+  assert.equal(notRoot.status, 1);
+  assert.match(notRoot.stdout, /FAIL\s+privileges/);
+  assert.match(notRoot.stdout, /fix: run as root/);
+});
