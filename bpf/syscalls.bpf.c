@@ -133,10 +133,7 @@ static __always_inline void start_server_span(struct gb_conn_state *c, struct gb
 		return;
 	ts->server_tuple = *t;
 	struct gb_thread_ctx tc = {};
-	__builtin_memcpy(tc.trace_id, ctx.trace_id, 16);
-	__builtin_memcpy(tc.span_id, ctx.span_id, 8);
-	tc.sampled = !!(ctx.flags & GB_F_SAMPLED);
-	tc.valid = 1;
+	thread_ctx_set(&tc, ctx.trace_id, ctx.span_id, ctx.flags);
 	ts->current = tc;
 	ts->dispatch = tc;
 	forget_conn_request(c); /* the previous request on this connection is done */
@@ -194,26 +191,28 @@ static __always_inline void start_pipelined_request(struct gb_conn_state *sc, st
 		}
 	}
 	struct gb_thread_ctx tc = {};
-	__builtin_memcpy(tc.trace_id, ctx.trace_id, 16);
-	__builtin_memcpy(tc.span_id, ctx.span_id, 8);
-	tc.sampled = !!(ctx.flags & GB_F_SAMPLED);
-	tc.valid = 1;
+	thread_ctx_set(&tc, ctx.trace_id, ctx.span_id, ctx.flags);
 	ts->current = tc;
 	ts->dispatch = tc;
 	ts->dispatch_queued = 0;
 	ts->last_event = GB_TE_SERVER_READ;
 }
 
+/* The thread answered part of a read that held pipelined requests and now
+ * calls downstream (or connects to): it is working on the next of them. */
+static __always_inline void next_pipelined_request(struct gb_thread_state *ts, __u64 pid_tgid)
+{
+	if (!ts)
+		return;
+	struct gb_conn_state *sc = bpf_map_lookup_elem(&conn_map, &ts->server_tuple);
+	if (sc && sc->role == GB_ROLE_SERVER && sc->pipelined_left > 0 && sc->last_dir == GB_DIR_SEND)
+		start_pipelined_request(sc, &ts->server_tuple, ts, pid_tgid);
+}
+
 static __always_inline void start_client_span(struct gb_conn_state *c, struct gb_tuple *t, struct gb_thread_state *ts,
 					      __u64 pid_tgid)
 {
-	/* The thread answered part of a read that held pipelined requests and
-	 * now calls downstream: it is working on the next of them. */
-	if (ts) {
-		struct gb_conn_state *sc = bpf_map_lookup_elem(&conn_map, &ts->server_tuple);
-		if (sc && sc->role == GB_ROLE_SERVER && sc->pipelined_left > 0 && sc->last_dir == GB_DIR_SEND)
-			start_pipelined_request(sc, &ts->server_tuple, ts, pid_tgid);
-	}
+	next_pipelined_request(ts, pid_tgid);
 	struct gb_span_ctx ctx = {};
 	new_span_id(ctx.span_id);
 	/* Which request this is for: see the rule in thread_state.bpf.h. */
@@ -270,12 +269,7 @@ static __always_inline void track_message(struct gb_conn_state *c, struct gb_tup
 			 * stop putting its context on this flow's segments. */
 			bpf_map_delete_elem(&flow_context_map, t);
 			if (ts && (c->ctx.flags & GB_F_HAS_PARENT)) {
-				struct gb_thread_ctx k = {};
-				__builtin_memcpy(k.trace_id, c->ctx.trace_id, 16);
-				__builtin_memcpy(k.span_id, c->ctx.parent_span_id, 8);
-				k.sampled = !!(c->ctx.flags & GB_F_SAMPLED);
-				k.valid = 1;
-				ts->continuation = k;
+				thread_ctx_set(&ts->continuation, c->ctx.trace_id, c->ctx.parent_span_id, c->ctx.flags);
 			}
 		} else {
 			forget_conn_request(c); /* answering: no longer pending */
@@ -536,8 +530,10 @@ int gb_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	bpf_map_delete_elem(&io_args_map, &pid_tgid);
 	if (a.syscall != GB_SC_CONNECT || (ctx->ret != 0 && ctx->ret != -EINPROGRESS))
 		return 0;
+	struct gb_thread_state *ts = thread_state(pid_tgid, 0);
+	next_pipelined_request(ts, pid_tgid);
 	struct gb_thread_ctx opener = {};
-	if (!choose_parent(thread_state(pid_tgid, 0), pid_tgid, 0, &opener))
+	if (!choose_parent(ts, pid_tgid, 0, &opener))
 		return 0;
 	struct gb_tuple t = {};
 	tuple_from_sock((struct sock *)a.sk, &t); /* the local port is bound by now */

@@ -82,6 +82,15 @@ struct {
 	__type(value, struct gb_pending);
 } pending_map SEC(".maps") __weak;
 
+/* A valid thread context for span `span_id` of trace `trace_id`. */
+static __always_inline void thread_ctx_set(struct gb_thread_ctx *dst, const __u8 *trace_id, const __u8 *span_id, __u8 flags)
+{
+	__builtin_memcpy(dst->trace_id, trace_id, 16);
+	__builtin_memcpy(dst->span_id, span_id, 8);
+	dst->sampled = !!(flags & GB_F_SAMPLED);
+	dst->valid = 1;
+}
+
 static __always_inline struct gb_thread_state *thread_state(__u64 pid_tgid, int create)
 {
 	struct gb_thread_state *ts = bpf_map_lookup_elem(&thread_state_map, &pid_tgid);

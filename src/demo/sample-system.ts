@@ -13,6 +13,32 @@ import type { Logger } from '../log';
 
 export const SERVICES_DIR = path.resolve(__dirname, '..', '..', '..', 'examples', 'services');
 
+/**
+ * Starts the sample chain on hosts h2..h4 of `lab` (h1 is for the client):
+ * Node.js frontend (h2:8080) -> Python backend (h3:8080) -> redis-server
+ * (h4:6379), each with OTEL_SERVICE_NAME set; resolves when all listen.
+ */
+export async function startSampleChain(lab: Lab): Promise<void> {
+  const [, h2, h3, h4] = lab.hosts;
+  const redis = lab.spawnIn(h4, 'redis', 'redis-server', ['--port', '6379', '--bind', h4.ip, '--save', '', '--appendonly', 'no', '--protected-mode', 'no']);
+  const backend = lab.spawnIn(h3, 'backend', 'python3', ['-u', path.join(SERVICES_DIR, 'redis-backed-service.py')], {
+    OTEL_SERVICE_NAME: 'backend',
+    PORT: '8080',
+    REDIS_HOST: h4.ip,
+    REDIS_PORT: '6379',
+  });
+  const frontend = lab.spawnIn(h2, 'frontend', process.execPath, [path.join(SERVICES_DIR, 'http-forwarder.js')], {
+    OTEL_SERVICE_NAME: 'frontend',
+    PORT: '8080',
+    DOWNSTREAM: `http://${h3.ip}:8080`,
+  });
+  await Promise.all([
+    Lab.waitFor(redis, /Ready to accept connections/, 10_000, 'redis-server'),
+    Lab.waitFor(backend, /ready on/, 10_000, 'backend (python3)'),
+    Lab.waitFor(frontend, /ready on/, 10_000, 'frontend (node)'),
+  ]);
+}
+
 export interface SampleSystemOptions {
   requests: number; // 0: until stopped
   delayMs: number;
@@ -50,24 +76,7 @@ export class SampleSystem {
       agent.start();
       this.agents.push(agent);
     }
-    const [, h2, h3, h4] = hosts;
-    const redis = this.lab.spawnIn(h4, 'redis', 'redis-server', ['--port', '6379', '--bind', h4.ip, '--save', '', '--appendonly', 'no', '--protected-mode', 'no']);
-    const backend = this.lab.spawnIn(h3, 'backend', 'python3', ['-u', path.join(SERVICES_DIR, 'redis-backed-service.py')], {
-      OTEL_SERVICE_NAME: 'backend',
-      PORT: '8080',
-      REDIS_HOST: h4.ip,
-      REDIS_PORT: '6379',
-    });
-    const frontend = this.lab.spawnIn(h2, 'frontend', process.execPath, [path.join(SERVICES_DIR, 'http-forwarder.js')], {
-      OTEL_SERVICE_NAME: 'frontend',
-      PORT: '8080',
-      DOWNSTREAM: `http://${h3.ip}:8080`,
-    });
-    await Promise.all([
-      Lab.waitFor(redis, /Ready to accept connections/, 10_000, 'redis-server'),
-      Lab.waitFor(backend, /ready on/, 10_000, 'backend (python3)'),
-      Lab.waitFor(frontend, /ready on/, 10_000, 'frontend (node)'),
-    ]);
+    await startSampleChain(this.lab);
   }
 
   /** Runs the load generator; resolves with its JSON summary when it ends. */

@@ -13,10 +13,10 @@ import type { ChildProcess } from 'node:child_process';
 import { Lab, requireRootLab, type Host } from '../support/lab';
 import { OtlpReceiver } from '../support/otlp-receiver';
 import { checkChains, type Hop } from '../support/trace-check';
+import { SERVICES_DIR, startSampleChain } from '../../src/demo/sample-system';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
-const FIXTURES = path.join(ROOT, 'examples', 'services');
 const N = 50;
 
 const CHAIN: Hop[] = [
@@ -53,24 +53,7 @@ describe('cross-host chain: client -> HTTP -> HTTP -> Redis, one agent per host'
       agents.push(agent);
       await Lab.waitFor(agent, /"msg":"attached"/, 20_000, `agent on ${h.name}`);
     }
-    const [, h2, h3, h4] = hosts;
-    const redis = lab.spawnIn(h4, 'redis', 'redis-server', ['--port', '6379', '--bind', h4.ip, '--save', '', '--appendonly', 'no', '--protected-mode', 'no']);
-    const backend = lab.spawnIn(h3, 'backend', 'python3', ['-u', path.join(FIXTURES, 'redis-backed-service.py')], {
-      OTEL_SERVICE_NAME: 'backend',
-      PORT: '8080',
-      REDIS_HOST: h4.ip,
-      REDIS_PORT: '6379',
-    });
-    const frontend = lab.spawnIn(h2, 'frontend', process.execPath, [path.join(FIXTURES, 'http-forwarder.js')], {
-      OTEL_SERVICE_NAME: 'frontend',
-      PORT: '8080',
-      DOWNSTREAM: `http://${h3.ip}:8080`,
-    });
-    await Promise.all([
-      Lab.waitFor(redis, /Ready to accept connections/, 10_000, 'redis-server'),
-      Lab.waitFor(backend, /ready on/, 10_000, 'backend'),
-      Lab.waitFor(frontend, /ready on/, 10_000, 'frontend'),
-    ]);
+    await startSampleChain(lab); // the demo's chain: frontend@h2 -> backend@h3 -> redis@h4
   });
 
   after(async () => {
@@ -81,7 +64,7 @@ describe('cross-host chain: client -> HTTP -> HTTP -> Redis, one agent per host'
 
   async function runClient(mode: 'new' | 'keepalive') {
     const [h1, h2] = hosts;
-    const client = lab.spawnIn(h1, `client-${mode}`, process.execPath, [path.join(FIXTURES, 'load-client.js')], {
+    const client = lab.spawnIn(h1, `client-${mode}`, process.execPath, [path.join(SERVICES_DIR, 'load-client.js')], {
       OTEL_SERVICE_NAME: 'loadgen',
       TARGET: `http://${h2.ip}:8080`,
       N: String(N),
