@@ -153,13 +153,14 @@ export class Correlator {
       // Ended as of its last activity: it has been quiet for idleNs already.
       for (const [seq, ex] of conn.exchanges) if (!ex.endReason) this.end(conn, seq, ex, 'idle', conn.lastNs);
     }
-    if (this.ended.length === 0) return;
-    const keep: Ended[] = [];
-    for (const e of this.ended) {
-      if (nowNs - e.atNs >= this.opts.reorderNs) this.emit(e);
-      else keep.push(e);
+    if (this.ended.length > 0) {
+      const keep: Ended[] = [];
+      for (const e of this.ended) {
+        if (nowNs - e.atNs >= this.opts.reorderNs) this.emit(e);
+        else keep.push(e);
+      }
+      this.ended = keep;
     }
-    this.ended = keep;
     for (const [id, conn] of this.conns) {
       if (conn.exchanges.size === 0 && (conn.closed || nowNs - conn.lastNs > 10 * this.opts.idleNs)) this.conns.delete(id);
     }

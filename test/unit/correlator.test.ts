@@ -203,3 +203,11 @@ test('connection table is bounded: the oldest connection is evicted and its exch
   c.tick(10 ** 12);
   assert.deepEqual(out.filter((e) => e.endReason === 'evicted').map((e) => e.connId), [100, 101]);
 });
+
+test('closed connections are dropped from the table even when nothing else ends', () => {
+  const total = httpResp('ok').length;
+  const { c } = run([...clientExchange(21, 1, 0, 'aaaaaaaaaaaaaaaa', [30], [total]), { connId: 21, msgSeq: 2, tsNs: 5000, type: EventType.GB_EV_CLOSE }]);
+  c.tick(10 * MS);
+  c.tick(20 * MS);
+  assert.equal(c.stats.connections, 0);
+});
