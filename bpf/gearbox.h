@@ -149,6 +149,8 @@ struct gb_config {
 	__u32 scope_cgroup_level; /* its depth below the cgroup v2 root */
 	__u16 ephemeral_lo;     /* net.ipv4.ip_local_port_range, to tell the roles of */
 	__u16 ephemeral_hi;     /* connections whose handshake sockops never saw */
+	__u32 exclude_comms;    /* entries in excluded_comm_map (processes never traced) */
+	__u32 _pad;
 };
 
 #endif /* GEARBOX_H */

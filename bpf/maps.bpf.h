@@ -127,6 +127,14 @@ struct {
 	__type(value, struct gb_thread_ctx);
 } connect_ctx_map SEC(".maps") __weak;
 
+/* Process names (comm, NUL-padded to 16 bytes) never traced. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, char[16]);
+	__type(value, __u8);
+} excluded_comm_map SEC(".maps") __weak;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
 	__uint(max_entries, 1);

@@ -71,6 +71,16 @@ static __always_inline void tuple_from_sock(struct sock *sk, struct gb_tuple *t)
 	t->remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 }
 
+/* Processes excluded by name; looked at only for TCP socket I/O. */
+static __always_inline int excluded_task(void)
+{
+	if (!gb_cfg.exclude_comms)
+		return 0;
+	char comm[16] = {};
+	bpf_get_current_comm(comm, sizeof(comm));
+	return bpf_map_lookup_elem(&excluded_comm_map, comm) != NULL;
+}
+
 static __always_inline int in_scope(void)
 {
 	if (gb_cfg.filter_cgroup && bpf_current_task_under_cgroup(&scope_cgroup, 0) != 1)
@@ -434,7 +444,7 @@ static __always_inline int on_enter(struct trace_event_raw_sys_enter *ctx, __u16
 	if (flags & MSG_PEEK)
 		return 0;
 	struct sock *sk = tcp_sock_from_fd((int)ctx->args[0]);
-	if (!sk)
+	if (!sk || excluded_task())
 		return 0;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct gb_io_args a = {};
@@ -510,7 +520,7 @@ int gb_enter_connect(struct trace_event_raw_sys_enter *ctx)
 	if (!thread_state(pid_tgid, 0))
 		return 0; /* nothing to remember */
 	struct sock *sk = tcp_sock_from_fd((int)ctx->args[0]);
-	if (!sk)
+	if (!sk || excluded_task())
 		return 0;
 	struct gb_io_args a = {};
 	a.sk = (__u64)sk;

@@ -18,6 +18,8 @@ import type { Logger } from './log';
 export interface AgentOptions {
   cgroupPath: string;
   filterCgroup: boolean;
+  /** Process names (comm) never traced. */
+  excludeComms?: string[];
   idleMs: number;
   sampleRatio: number;
   ringBufferBytes: number;
@@ -51,6 +53,7 @@ export class Agent {
       objectPath: opts.objectPath ?? defaultObjectPath(),
       cgroupPath: opts.cgroupPath,
       filterCgroup: opts.filterCgroup,
+      excludeComms: opts.excludeComms ?? [],
       idleMs: opts.idleMs,
       sampleRatio: opts.sampleRatio,
       ringBufferBytes: opts.ringBufferBytes,

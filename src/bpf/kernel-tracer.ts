@@ -18,6 +18,8 @@ export interface KernelTracerOptions {
   cgroupPath: string;
   /** Trace only tasks under cgroupPath (false: every task on the host). */
   filterCgroup: boolean;
+  /** Process names (comm) never traced. */
+  excludeComms: string[];
   idleMs: number;
   /** Probability that a root span is sampled, 0..1. */
   sampleRatio: number;
@@ -131,6 +133,7 @@ export class KernelTracer {
     try {
       this.cgroupFd = fs.openSync(this.opts.cgroupPath, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
       if (this.opts.filterCgroup) this.setScopeCgroup();
+      this.setExcludedComms();
       this.attachAll();
       this.enableExistingConnections();
       const events = this.map('events');
@@ -259,6 +262,7 @@ export class KernelTracer {
     const root = cgroup2Root() ?? '/sys/fs/cgroup';
     const rel = path.relative(root, path.resolve(this.opts.cgroupPath));
     view.setUint32(base + CFG.scope_cgroup_level.offset, rel === '' ? 0 : rel.split(path.sep).length, true);
+    view.setUint32(base + CFG.exclude_comms.offset, this.opts.excludeComms.length, true);
     const [lo, hi] = ephemeralPortRange();
     view.setUint16(base + CFG.ephemeral_lo.offset, lo, true);
     view.setUint16(base + CFG.ephemeral_hi.offset, hi, true);
@@ -275,6 +279,19 @@ export class KernelTracer {
     val.writeUInt32LE(this.cgroupFd, 0);
     if ((lib.bpf_map_update_elem(lib.bpf_map__fd(this.map('scope_cgroup')), key, val, 0n) as number) !== 0) {
       throw new KernelTracerError(`cannot scope tracing to ${this.opts.cgroupPath} (errno ${koffi.errno()})`);
+    }
+  }
+
+  private setExcludedComms(): void {
+    const lib = libbpf();
+    const fd = lib.bpf_map__fd(this.map('excluded_comm_map')) as number;
+    const one = Buffer.from([1]);
+    for (const name of this.opts.excludeComms) {
+      const key = Buffer.alloc(16);
+      key.write(name.slice(0, 15), 'utf8');
+      if ((lib.bpf_map_update_elem(fd, key, one, 0n) as number) !== 0) {
+        throw new KernelTracerError(`cannot exclude process name ${name} (errno ${koffi.errno()}); at most 64 names`);
+      }
     }
   }
 

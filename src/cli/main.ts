@@ -4,6 +4,9 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { log } from '../log';
 import { cgroup2Root, PrerequisiteError } from '../bpf/prerequisites';
 import { resourceAttributesFromEnv, sampleRatioFromEnv } from './config';
+import { ConfigFileError, loadConfigFile } from './config-file';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { ServiceNameSource } from '../export/process-resources';
 
 function positiveInt(name: string) {
   return (v: string) => {
@@ -11,6 +14,45 @@ function positiveInt(name: string) {
     if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer`);
     return n;
   };
+}
+
+function nonNegativeInt(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
+    return n;
+  };
+}
+
+function commList(v: string): string[] {
+  const names = v.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const n of names) if (Buffer.byteLength(n) > 15) throw new InvalidArgumentError(`process name "${n}" is longer than 15 bytes (a comm never is)`);
+  return names;
+}
+
+/**
+ * Fills options still at their defaults from the --config file, validated by
+ * each option's own parser. Returns the merged option values.
+ */
+function applyConfigFile(cmd: Command): Record<string, unknown> {
+  const file = cmd.getOptionValue('config') as string | undefined;
+  if (file) {
+    const known = cmd.options.map((opt) => opt.attributeName()).filter((k) => k !== 'config');
+    for (const [key, value] of Object.entries(loadConfigFile(file, known))) {
+      const source = cmd.getOptionValueSource(key);
+      if (source !== undefined && source !== 'default') continue; // command line and environment win
+      const opt = cmd.options.find((x) => x.attributeName() === key);
+      let v: unknown = value;
+      try {
+        // parseArg also checks choices (commander installs it for .choices()).
+        if (opt?.parseArg && typeof value !== 'boolean') v = opt.parseArg(String(value), undefined);
+      } catch (e) {
+        throw new ConfigFileError(`config file ${file}: ${key}: ${(e as Error).message}`);
+      }
+      cmd.setOptionValueWithSource(key, v, 'config');
+    }
+  }
+  return cmd.opts();
 }
 
 export function buildCli(): Command {
@@ -21,41 +63,78 @@ export function buildCli(): Command {
   program
     .command('run')
     .description('trace the processes of a cgroup v2 subtree until SIGINT/SIGTERM, exporting spans over OTLP gRPC')
+    .addOption(new Option('--config <file>', 'YAML or JSON file with any of these options (long names as keys)').env('GEARBOX_CONFIG'))
     .addOption(new Option('--cgroup <path>', 'cgroup v2 directory to trace (default: the whole host)').env('GEARBOX_CGROUP'))
-    .addOption(new Option('--idle-ms <n>', 'a message ends after this long without data').default(2000).argParser(positiveInt('--idle-ms')))
-    .addOption(new Option('--ringbuf-bytes <n>', 'ring buffer size, a power of two').default(8 * 1024 * 1024).argParser(positiveInt('--ringbuf-bytes')))
-    .addOption(new Option('--poll-ms <n>', 'longest wait before draining the ring buffer').default(100).argParser(positiveInt('--poll-ms')))
-    .addOption(new Option('--stats-interval-ms <n>', 'log counters this often (0: never)').default(30000).argParser((v) => Number(v)))
-    .addOption(new Option('--service-name-from <source>', 'service.name from the process environment or its executable').choices(['env', 'comm']).default('env'))
-    .addOption(new Option('--record <file>', 'also write the raw kernel events to this file (for replay)'))
+    .addOption(
+      new Option('--exclude-comm <names>', 'comma-separated process names (comm) never to trace').env('GEARBOX_EXCLUDE_COMM').argParser(commList),
+    )
+    .addOption(
+      new Option('--service-name-from <source>', 'service.name from the process environment (OTEL_SERVICE_NAME), its process name, or its cgroup')
+        .choices(['env', 'comm', 'cgroup'])
+        .default('env')
+        .env('GEARBOX_SERVICE_NAME_FROM'),
+    )
+    .addOption(new Option('--console', 'also print each trace as a tree on stdout').env('GEARBOX_CONSOLE'))
+    .addOption(new Option('--no-export', 'do not export over OTLP (with --console: only print)'))
+    .addOption(new Option('--idle-ms <n>', 'a message ends after this long without data').default(2000).env('GEARBOX_IDLE_MS').argParser(positiveInt('--idle-ms')))
+    .addOption(
+      new Option('--ringbuf-bytes <n>', 'ring buffer size, a power of two').default(8 * 1024 * 1024).env('GEARBOX_RINGBUF_BYTES').argParser(positiveInt('--ringbuf-bytes')),
+    )
+    .addOption(new Option('--poll-ms <n>', 'longest wait before draining the ring buffer').default(100).env('GEARBOX_POLL_MS').argParser(positiveInt('--poll-ms')))
+    .addOption(
+      new Option('--stats-interval-ms <n>', 'log counters this often (0: never)').default(30000).env('GEARBOX_STATS_INTERVAL_MS').argParser(nonNegativeInt('--stats-interval-ms')),
+    )
+    .addOption(new Option('--record <file>', 'also write the raw kernel events to this file (for replay)').env('GEARBOX_RECORD'))
+    .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').env('GEARBOX_LOG_LEVEL'))
     .addHelpText(
       'after',
       `
-Environment:
+Every option can also be set with its GEARBOX_* variable (shown above) or in
+the --config file. Standard OpenTelemetry variables:
   OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT  (default http://localhost:4317)
   OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT, _COMPRESSION, _INSECURE, _CERTIFICATE
   OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_MAX_EXPORT_BATCH_SIZE, OTEL_BSP_SCHEDULE_DELAY, OTEL_BSP_EXPORT_TIMEOUT
   OTEL_TRACES_SAMPLER (always_on | always_off | traceidratio | parentbased_*), OTEL_TRACES_SAMPLER_ARG
-  OTEL_RESOURCE_ATTRIBUTES   added to every traced process's resource
-  GEARBOX_LOG_LEVEL          pino level (default info)`,
+  OTEL_RESOURCE_ATTRIBUTES   added to every traced process's resource`,
     )
-    .action(async (o) => {
+    .action(async function (this: Command) {
+      let o: Record<string, unknown>;
+      try {
+        o = applyConfigFile(this);
+      } catch (e) {
+        log.fatal((e as Error).message);
+        process.exitCode = 1;
+        return;
+      }
+      log.level = String(o.logLevel);
       const root = cgroup2Root();
-      const cgroupPath: string = o.cgroup ?? root ?? '/sys/fs/cgroup';
+      const cgroupPath = (o.cgroup as string | undefined) ?? root ?? '/sys/fs/cgroup';
       const { Agent } = await import('../agent');
+      const exporters: SpanExporter[] = [];
+      if (o.console) {
+        const { TraceTreePrinter } = await import('../export/trace-tree-printer');
+        exporters.push(new TraceTreePrinter());
+      }
+      if (o.export !== false) {
+        const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-grpc');
+        exporters.push(new OTLPTraceExporter());
+      }
       let agent;
       try {
+        const { FanOutExporter } = await import('../export/trace-tree-printer');
         agent = new Agent({
           cgroupPath,
           filterCgroup: o.cgroup !== undefined,
-          idleMs: o.idleMs,
+          excludeComms: (o.excludeComm as string[] | undefined) ?? [],
+          idleMs: o.idleMs as number,
           sampleRatio: sampleRatioFromEnv(),
-          ringBufferBytes: o.ringbufBytes,
-          pollMs: o.pollMs,
-          statsIntervalMs: o.statsIntervalMs,
-          recordFile: o.record,
-          serviceNameFrom: o.serviceNameFrom,
+          ringBufferBytes: o.ringbufBytes as number,
+          pollMs: o.pollMs as number,
+          statsIntervalMs: o.statsIntervalMs as number,
+          recordFile: o.record as string | undefined,
+          serviceNameFrom: o.serviceNameFrom as ServiceNameSource,
           resourceAttributes: resourceAttributesFromEnv(),
+          exporter: exporters.length === 1 ? exporters[0] : new FanOutExporter(exporters),
           log,
         });
         agent.start();

@@ -169,7 +169,7 @@ export const STRUCTS = {
     }
   },
   "gb_config": {
-    "size": 48,
+    "size": 56,
     "fields": {
       "agent_tgid": {
         "offset": 0,
@@ -206,6 +206,14 @@ export const STRUCTS = {
       "ephemeral_hi": {
         "offset": 46,
         "size": 2
+      },
+      "exclude_comms": {
+        "offset": 48,
+        "size": 4
+      },
+      "_pad": {
+        "offset": 52,
+        "size": 4
       }
     }
   }
@@ -273,6 +281,6 @@ export const ENUMS = {
 export const RODATA = {
   "gb_cfg": {
     "offset": 0,
-    "size": 48
+    "size": 56
   }
 } as const;

@@ -27,7 +27,7 @@ export interface ProcessInfo {
   commandLine?: string;
 }
 
-export type ServiceNameSource = 'env' | 'comm';
+export type ServiceNameSource = 'env' | 'comm' | 'cgroup';
 
 function readText(p: string): string | undefined {
   try {
@@ -43,6 +43,19 @@ function startTime(pid: number): string | undefined {
   // Field 22 (starttime), counted after the ')' that closes comm.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return fields[19];
+}
+
+/**
+ * The service a cgroup v2 path names: its last component without systemd's
+ * .scope/.service/.slice suffix, with container runtime prefixes
+ * (docker-, cri-containerd-, crio-) dropped.
+ */
+export function serviceNameFromCgroup(procCgroup: string | undefined): string | undefined {
+  const line = procCgroup?.split('\n').find((l) => l.startsWith('0::'));
+  if (!line) return undefined;
+  const last = line.slice(3).split('/').filter(Boolean).pop();
+  if (!last) return undefined;
+  return last.replace(/\.(scope|service|slice)$/, '').replace(/^(docker|cri-containerd|crio|libpod)-/, '') || undefined;
 }
 
 /** Reads what /proc says about `pid`; `comm` is the fallback when it is gone. */
@@ -64,6 +77,7 @@ export function readProcessInfo(pid: number, comm: string | undefined, from: Ser
     const v = entry?.slice('OTEL_SERVICE_NAME='.length).trim();
     if (v) serviceName = v;
   }
+  if (from === 'cgroup') serviceName = serviceNameFromCgroup(readText(`${procRoot}/${pid}/cgroup`));
   return { pid, serviceName: serviceName ?? procComm ?? executableName, executableName, commandLine };
 }
 

@@ -1,0 +1,45 @@
+/**
+ * `gearbox run` options on a real kernel: a config file that excludes a
+ * process by name and prints traces on the console instead of exporting.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Lab, requireRootLab } from '../support/lab';
+import { SERVICES_DIR } from '../../src/demo/sample-system';
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
+const N = 10;
+let lab: Lab;
+
+before(() => requireRootLab());
+after(async () => lab?.destroy());
+
+test('--config with exclude-comm and console: client spans printed, the excluded server traced not at all', async () => {
+  lab = new Lab(path.join(ROOT, 'test-logs', 'run-options'));
+  const [h1] = lab.create(1);
+  const config = path.join(lab.logDir, 'gearbox.yaml');
+  fs.writeFileSync(config, 'exclude-comm: [python3]\nconsole: true\nexport: false\nidle-ms: 500\npoll-ms: 20\nstats-interval-ms: 0\n');
+  const agent = lab.spawnRoot('agent', process.execPath, [CLI, 'run', '--config', config, '--cgroup', h1.cgroup]);
+  let out = '';
+  agent.stdout?.on('data', (d) => (out += d));
+  await Lab.waitFor(agent, /"msg":"attached"/, 20_000, 'agent');
+  const server = lab.spawnIn(h1, 'server', 'python3', ['-u', '-m', 'http.server', '8080', '--bind', h1.ip]);
+  await Lab.waitFor(server, /Serving HTTP/, 10_000, 'python http.server');
+  const client = lab.spawnIn(h1, 'client', process.execPath, [path.join(SERVICES_DIR, 'load-client.js')], {
+    OTEL_SERVICE_NAME: 'loadgen',
+    TARGET: `http://${h1.ip}:8080`,
+    N: String(N),
+    MODE: 'new',
+  });
+  await new Promise((r) => client.once('exit', r));
+  await new Promise((r) => setTimeout(r, 1500));
+  await Lab.stop(agent);
+  const clientLines = out.split('\n').filter((l) => /loadgen\S*\s+CLIENT GET \/new\/\d+/.test(l));
+  const serverLines = out.split('\n').filter((l) => /\sSERVER\s/.test(l));
+  assert.equal(clientLines.length, N, `expected ${N} client spans on the console, got:\n${out.slice(-3000)}`);
+  assert.equal(serverLines.length, 0, `python3 is excluded but its spans appeared:\n${serverLines.join('\n')}`);
+  assert.doesNotMatch(out, /span export failed/, 'export: false must not try to export');
+});
