@@ -17,11 +17,15 @@ enum gb_constants {
 	GB_TCP_OPT_LEN = 28,
 	GB_EXID_SAMPLED = 0x4742,
 	GB_EXID_UNSAMPLED = 0x4743,
+	/* Bytes of a process's environment and arguments sent once per process. */
+	GB_PROC_ENV_MAX = 8192,
+	GB_PROC_ARGS_MAX = 1024,
 };
 
 enum gb_event_type {
 	GB_EV_DATA = 1,  /* one read or write on a traced TCP socket */
 	GB_EV_CLOSE = 2, /* the connection reached TCP_CLOSE */
+	GB_EV_PROC = 3,  /* first traffic of a process: its environment and arguments */
 };
 
 enum gb_direction {
@@ -136,6 +140,16 @@ struct gb_event {
 struct gb_event_with_payload {
 	struct gb_event ev;
 	__u8 payload[GB_PAYLOAD_MAX];
+};
+
+/* Sent before a process's first traced message, so that its service name is
+ * known even when it has exited by the time the agent reads /proc. */
+struct gb_proc_event {
+	struct gb_event ev; /* type GB_EV_PROC; pid, tid, ts_ns, comm */
+	__u32 env_len;
+	__u32 args_len;
+	__u8 env[GB_PROC_ENV_MAX];   /* NUL-separated KEY=VALUE, cut at env_len */
+	__u8 args[GB_PROC_ARGS_MAX]; /* NUL-separated argv, cut at args_len */
 };
 
 /* Agent configuration, set in .rodata before load. */

@@ -127,6 +127,14 @@ struct {
 	__type(value, struct gb_thread_ctx);
 } connect_ctx_map SEC(".maps") __weak;
 
+/* Processes whose environment was already sent (GB_EV_PROC). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32); /* tgid */
+	__type(value, __u8);
+} seen_process_map SEC(".maps") __weak;
+
 /* Process names (comm, NUL-padded to 16 bytes) never traced. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -157,6 +165,7 @@ struct {
 /* Pin the shared types into BTF so the layout generator can see them. */
 struct gb_btf_anchor {
 	struct gb_event_with_payload event;
+	struct gb_proc_event proc;
 	struct tcp_int_opt opt;
 	enum gb_constants constants;
 	enum gb_event_type event_type;

@@ -389,6 +389,46 @@ static __always_inline __u64 wakeup_flag(void)
 		       : BPF_RB_NO_WAKEUP;
 }
 
+/* Copies up to `max` bytes of [start, end) of the task's memory. */
+static __always_inline __u32 read_user_range(__u8 *dst, __u64 start, __u64 end, __u64 max)
+{
+	if (end <= start)
+		return 0;
+	__u64 n = end - start;
+	if (n > max)
+		n = max;
+	if (bpf_probe_read_user(dst, n, (void *)start) != 0)
+		return 0;
+	return n;
+}
+
+/* Once per process: its environment and arguments, for its resource. */
+static __always_inline void note_process(__u64 pid_tgid, __u64 now)
+{
+	__u32 tgid = pid_tgid >> 32;
+	if (bpf_map_lookup_elem(&seen_process_map, &tgid))
+		return;
+	__u8 one = 1;
+	bpf_map_update_elem(&seen_process_map, &tgid, &one, BPF_ANY);
+	struct gb_proc_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(GB_CNT_EVENTS_LOST);
+		return;
+	}
+	__builtin_memset(&e->ev, 0, sizeof(e->ev));
+	e->ev.type = GB_EV_PROC;
+	e->ev.pid = tgid;
+	e->ev.tid = (__u32)pid_tgid;
+	e->ev.ts_ns = now;
+	bpf_get_current_comm(e->ev.comm, sizeof(e->ev.comm));
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct mm_struct *mm = BPF_CORE_READ(task, mm);
+	e->env_len = read_user_range(e->env, BPF_CORE_READ(mm, env_start), BPF_CORE_READ(mm, env_end), GB_PROC_ENV_MAX);
+	e->args_len = read_user_range(e->args, BPF_CORE_READ(mm, arg_start), BPF_CORE_READ(mm, arg_end), GB_PROC_ARGS_MAX);
+	bpf_ringbuf_submit(e, 0); /* wake the agent: the process may be short-lived */
+	count(GB_CNT_EVENTS_SENT);
+}
+
 static __always_inline void emit(struct gb_conn_state *c, struct gb_io_args *a, __u8 dir, long ret,
 				 __u64 pid_tgid, __u64 now)
 {
@@ -411,6 +451,7 @@ static __always_inline void emit(struct gb_conn_state *c, struct gb_io_args *a, 
 		count(GB_CNT_EVENTS_SENT);
 		return;
 	}
+	note_process(pid_tgid, now);
 	struct gb_event_with_payload *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count(GB_CNT_EVENTS_LOST);

@@ -130,6 +130,7 @@ export class Agent {
       this.decodeErrors++;
       return;
     }
+    if (ev.proc) return this.resources.learn(ev.pid, { comm: ev.comm ?? '', env: ev.proc.env, args: ev.proc.args });
     if (ev.flags & Flag.GB_F_MSG_START) this.resources.observe(ev.pid, ev.comm);
     this.correlator.push(ev);
   };

@@ -3,7 +3,7 @@
  * payload head) into KernelEvent objects. Offsets come from the generated
  * layout; the decoder never trusts a record's lengths beyond its bounds.
  */
-import { EV, EV_SIZE, EventType, Flag, PAYLOAD_MAX, PAYLOAD_OFFSET, TUPLE } from './layout';
+import { EV, EV_SIZE, EventType, Flag, PAYLOAD_MAX, PAYLOAD_OFFSET, PROC, TUPLE } from './layout';
 
 export interface Tuple {
   localAddr: string;
@@ -32,7 +32,9 @@ export interface KernelEvent {
   spanId: string; // 16 hex chars
   parentSpanId: string; // 16 hex chars, or '' when none
   payload?: Buffer; // head of the message, on GB_F_MSG_START records
-  comm?: string; // task comm, on GB_F_MSG_START records
+  comm?: string; // task comm, on GB_F_MSG_START and GB_EV_PROC records
+  /** GB_EV_PROC: the process's environment and argv (NUL-separated), as far as sent. */
+  proc?: { env: Buffer; args: Buffer };
 }
 
 export class DecodeError extends Error {}
@@ -86,7 +88,7 @@ function u64(view: DataView, off: number): number {
 export function decodeEvent(bytes: Buffer, view: DataView, off: number, len: number): KernelEvent {
   if (len < EV_SIZE) throw new DecodeError(`record of ${len} bytes is shorter than gb_event (${EV_SIZE})`);
   const type = view.getUint8(off + EV.type.offset);
-  if (type !== EventType.GB_EV_DATA && type !== EventType.GB_EV_CLOSE) throw new DecodeError(`unknown event type ${type}`);
+  if (type !== EventType.GB_EV_DATA && type !== EventType.GB_EV_CLOSE && type !== EventType.GB_EV_PROC) throw new DecodeError(`unknown event type ${type}`);
   const flags = view.getUint8(off + EV.flags.offset);
   const t = off + EV.tuple.offset;
   const ev: KernelEvent = {
@@ -106,6 +108,17 @@ export function decodeEvent(bytes: Buffer, view: DataView, off: number, len: num
     spanId: hex(bytes, off + EV.span_id.offset, EV.span_id.size),
     parentSpanId: flags & Flag.GB_F_HAS_PARENT ? hex(bytes, off + EV.parent_span_id.offset, EV.parent_span_id.size) : '',
   };
+  if (type === EventType.GB_EV_PROC) {
+    if (len < PROC.args.offset) throw new DecodeError(`process record of ${len} bytes is shorter than gb_proc_event`);
+    const envLen = Math.min(view.getUint32(off + PROC.env_len.offset, true), PROC.env.size);
+    const argsLen = Math.min(view.getUint32(off + PROC.args_len.offset, true), PROC.args.size, Math.max(0, len - PROC.args.offset));
+    ev.comm = cString(bytes, off + EV.comm.offset, EV.comm.size);
+    ev.proc = {
+      env: Buffer.from(bytes.subarray(off + PROC.env.offset, off + PROC.env.offset + envLen)),
+      args: Buffer.from(bytes.subarray(off + PROC.args.offset, off + PROC.args.offset + argsLen)),
+    };
+    return ev;
+  }
   if (flags & Flag.GB_F_MSG_START || type === EventType.GB_EV_CLOSE) {
     ev.tuple = {
       localAddr: formatAddr(bytes, t + TUPLE.local_addr.offset),

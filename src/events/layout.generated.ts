@@ -97,6 +97,31 @@ export const STRUCTS = {
       }
     }
   },
+  "gb_proc_event": {
+    "size": 9360,
+    "fields": {
+      "ev": {
+        "offset": 0,
+        "size": 136
+      },
+      "env_len": {
+        "offset": 136,
+        "size": 4
+      },
+      "args_len": {
+        "offset": 140,
+        "size": 4
+      },
+      "env": {
+        "offset": 144,
+        "size": 8192
+      },
+      "args": {
+        "offset": 8336,
+        "size": 1024
+      }
+    }
+  },
   "gb_tuple": {
     "size": 36,
     "fields": {
@@ -225,11 +250,14 @@ export const ENUMS = {
     "GB_TCP_OPT_KIND": 253,
     "GB_TCP_OPT_LEN": 28,
     "GB_EXID_SAMPLED": 18242,
-    "GB_EXID_UNSAMPLED": 18243
+    "GB_EXID_UNSAMPLED": 18243,
+    "GB_PROC_ENV_MAX": 8192,
+    "GB_PROC_ARGS_MAX": 1024
   },
   "gb_event_type": {
     "GB_EV_DATA": 1,
-    "GB_EV_CLOSE": 2
+    "GB_EV_CLOSE": 2,
+    "GB_EV_PROC": 3
   },
   "gb_direction": {
     "GB_DIR_SEND": 1,

@@ -23,6 +23,7 @@ export const Counter = ENUMS.gb_counter;
 /** Offset of the payload head in a record that carries one. */
 export const PAYLOAD_OFFSET = STRUCTS.gb_event_with_payload.fields.payload.offset;
 export const PAYLOAD_MAX = C.GB_PAYLOAD_MAX;
+export const PROC = STRUCTS.gb_proc_event.fields;
 
 export type DirectionValue = (typeof Direction)[keyof typeof Direction];
 export type RoleValue = (typeof Role)[keyof typeof Role];

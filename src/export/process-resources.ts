@@ -58,8 +58,21 @@ export function serviceNameFromCgroup(procCgroup: string | undefined): string | 
   return last.replace(/\.(scope|service|slice)$/, '').replace(/^(docker|cri-containerd|crio|libpod)-/, '') || undefined;
 }
 
+/** What the kernel sent about a process when it first talked (GB_EV_PROC). */
+export interface KernelProcessView {
+  comm: string;
+  env: Buffer; // NUL-separated KEY=VALUE
+  args: Buffer; // NUL-separated argv
+}
+
 /** Reads what /proc says about `pid`; `comm` is the fallback when it is gone. */
-export function readProcessInfo(pid: number, comm: string | undefined, from: ServiceNameSource = 'env', procRoot = '/proc'): ProcessInfo {
+export function readProcessInfo(
+  pid: number,
+  comm: string | undefined,
+  from: ServiceNameSource = 'env',
+  procRoot = '/proc',
+  kernel?: KernelProcessView,
+): ProcessInfo {
   let exe: string | undefined;
   try {
     exe = path.basename(fs.readlinkSync(`${procRoot}/${pid}/exe`)).replace(/ \(deleted\)$/, '');
@@ -68,11 +81,11 @@ export function readProcessInfo(pid: number, comm: string | undefined, from: Ser
   }
   const procComm = readText(`${procRoot}/${pid}/comm`)?.trim() || comm;
   const executableName = exe ?? procComm ?? `pid-${pid}`;
-  const cmdline = readText(`${procRoot}/${pid}/cmdline`);
+  const cmdline = kernel?.args.length ? kernel.args.toString('latin1') : readText(`${procRoot}/${pid}/cmdline`);
   const commandLine = cmdline ? cmdline.split('\0').filter(Boolean).join(' ') : undefined;
   let serviceName: string | undefined;
   if (from === 'env') {
-    const environ = readText(`${procRoot}/${pid}/environ`);
+    const environ = kernel?.env.length ? kernel.env.toString('latin1') : readText(`${procRoot}/${pid}/environ`);
     const entry = environ?.split('\0').find((e) => e.startsWith('OTEL_SERVICE_NAME='));
     const v = entry?.slice('OTEL_SERVICE_NAME='.length).trim();
     if (v) serviceName = v;
@@ -98,6 +111,14 @@ export class ProcessResources {
   }
 
   /**
+   * The kernel's view of a process, sent before its first traced message:
+   * enough for its resource even if it exits before /proc is read.
+   */
+  learn(pid: number, view: KernelProcessView): void {
+    this.resolve(pid, view.comm, view);
+  }
+
+  /**
    * Call on a message start. Resolves a new pid at once (the process may be
    * gone by the time its spans are exported); re-resolves a known pid only
    * when its comm changed (exec, or pid reuse) and /proc shows a new process.
@@ -119,12 +140,12 @@ export class ProcessResources {
     return this.cache.get(pid)?.info;
   }
 
-  private resolve(pid: number, comm?: string) {
+  private resolve(pid: number, comm?: string, kernel?: KernelProcessView) {
     if (this.cache.size >= this.maxEntries) {
       const first = this.cache.keys().next().value as number;
       this.cache.delete(first);
     }
-    const info = readProcessInfo(pid, comm, this.serviceNameFrom);
+    const info = readProcessInfo(pid, comm, this.serviceNameFrom, '/proc', kernel);
     const attrs: Record<string, string | number> = {
       [ATTR_HOST_NAME]: os.hostname(),
       ...this.base,
