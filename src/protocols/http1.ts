@@ -33,20 +33,43 @@ function firstLine(buf: Buffer): string | null {
   return buf.toString('latin1', 0, end);
 }
 
-function headers(buf: Buffer): { map: Map<string, string>; headLength?: number } {
+interface HeadFields {
+  host?: string;
+  userAgent?: string;
+  contentLength?: string;
+  transferEncoding?: string;
+  connection?: string;
+  headLength?: number;
+}
+
+/** The few header fields Gearbox uses, in one pass over the head. */
+function headers(buf: Buffer): HeadFields {
   const text = buf.toString('latin1');
   const endIdx = text.indexOf('\r\n\r\n');
-  const headText = endIdx >= 0 ? text.slice(0, endIdx) : text;
-  const map = new Map<string, string>();
-  const lines = headText.split('\r\n').slice(1);
-  // Without the terminating blank line the last line may be cut: ignore it.
-  if (endIdx < 0) lines.pop();
-  for (const line of lines) {
-    const c = line.indexOf(':');
-    if (c <= 0) continue;
-    map.set(line.slice(0, c).trim().toLowerCase(), line.slice(c + 1).trim());
+  const limit = endIdx >= 0 ? endIdx : text.length;
+  const out: HeadFields = { headLength: endIdx >= 0 ? endIdx + 4 : undefined };
+  let pos = text.indexOf('\r\n');
+  while (pos >= 0 && pos < limit) {
+    const start = pos + 2;
+    let end = text.indexOf('\r\n', start);
+    // Without the terminating blank line the last line may be cut: ignore it.
+    if (end < 0 || end > limit) {
+      if (endIdx < 0) break;
+      end = limit;
+    }
+    const c = text.indexOf(':', start);
+    if (c > start && c < end) {
+      const name = text.slice(start, c).trim().toLowerCase();
+      const value = () => text.slice(c + 1, end).trim();
+      if (name === 'host') out.host = value();
+      else if (name === 'user-agent') out.userAgent = value();
+      else if (name === 'content-length') out.contentLength = value();
+      else if (name === 'transfer-encoding') out.transferEncoding = value();
+      else if (name === 'connection') out.connection = value();
+    }
+    pos = end;
   }
-  return { map, headLength: endIdx >= 0 ? endIdx + 4 : undefined };
+  return out;
 }
 
 function parseLength(v: string | undefined): number | undefined {
@@ -59,7 +82,29 @@ export function looksLikeHttpRequest(buf: Buffer): boolean {
   return sp > 2 && sp < 8 && METHODS.has(buf.toString('latin1', 0, sp));
 }
 
+// A head is parsed once however many times it is asked about (correlator, span builder).
+const requestMemo = new WeakMap<Buffer, HttpRequestHead | null>();
+const responseMemo = new WeakMap<Buffer, HttpResponseHead | null>();
+
 export function parseHttpRequest(buf: Buffer): HttpRequestHead | null {
+  let r = requestMemo.get(buf);
+  if (r === undefined) {
+    r = parseHttpRequestUncached(buf);
+    requestMemo.set(buf, r);
+  }
+  return r;
+}
+
+export function parseHttpResponse(buf: Buffer): HttpResponseHead | null {
+  let r = responseMemo.get(buf);
+  if (r === undefined) {
+    r = parseHttpResponseUncached(buf);
+    responseMemo.set(buf, r);
+  }
+  return r;
+}
+
+function parseHttpRequestUncached(buf: Buffer): HttpRequestHead | null {
   if (!looksLikeHttpRequest(buf)) return null;
   const line = firstLine(buf);
   if (!line) return null;
@@ -80,10 +125,10 @@ export function parseHttpRequest(buf: Buffer): HttpRequestHead | null {
     path: pathPart,
     query: q >= 0 ? target.slice(q + 1) : undefined,
     version: m[3],
-    host: h.map.get('host'),
-    userAgent: h.map.get('user-agent'),
+    host: h.host,
+    userAgent: h.userAgent,
     headLength: h.headLength,
-    contentLength: parseLength(h.map.get('content-length')),
+    contentLength: parseLength(h.contentLength),
   };
 }
 
@@ -91,20 +136,20 @@ export function looksLikeHttpResponse(buf: Buffer): boolean {
   return buf.length >= 12 && buf.toString('latin1', 0, 7) === 'HTTP/1.';
 }
 
-export function parseHttpResponse(buf: Buffer): HttpResponseHead | null {
+function parseHttpResponseUncached(buf: Buffer): HttpResponseHead | null {
   if (!looksLikeHttpResponse(buf)) return null;
   const line = firstLine(buf);
   if (!line) return null;
   const m = /^HTTP\/(\d\.\d) (\d{3})(?: .*)?$/.exec(line);
   if (!m) return null;
   const h = headers(buf);
-  const te = h.map.get('transfer-encoding')?.toLowerCase() ?? '';
-  const conn = h.map.get('connection')?.toLowerCase() ?? '';
+  const te = h.transferEncoding?.toLowerCase() ?? '';
+  const conn = h.connection?.toLowerCase() ?? '';
   return {
     version: m[1],
     status: Number(m[2]),
     headLength: h.headLength,
-    contentLength: parseLength(h.map.get('content-length')),
+    contentLength: parseLength(h.contentLength),
     chunked: te.includes('chunked'),
     close: conn.includes('close') || (m[1] === '1.0' && !conn.includes('keep-alive')),
   };
