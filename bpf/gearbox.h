@@ -82,7 +82,8 @@ enum gb_counter {
 	GB_CNT_CTX_ADOPTED = 9,        /* server spans that adopted a propagated parent */
 	GB_CNT_CONN_EVICTED = 10,      /* reserved: connection state evicted by LRU */
 	GB_CNT_EXISTING_ENABLED = 11,  /* connections opened before the agent, given option callbacks */
-	GB_CNT__MAX = 12,
+	GB_CNT_OPT_UNTRUSTED = 12,     /* valid options from peers outside --trust-peers, ignored */
+	GB_CNT__MAX = 13,
 };
 
 /* Five-tuple from this host's point of view. Addresses are IPv6; IPv4 is
@@ -164,7 +165,13 @@ struct gb_config {
 	__u16 ephemeral_lo;     /* net.ipv4.ip_local_port_range, to tell the roles of */
 	__u16 ephemeral_hi;     /* connections whose handshake sockops never saw */
 	__u32 exclude_comms;    /* entries in excluded_comm_map (processes never traced) */
-	__u32 _pad;
+	__u32 trust_peers;      /* 1: accept context only from addresses in trusted_peer_map */
+};
+
+/* Key of trusted_peer_map (an LPM trie): IPv4 as v4-mapped IPv6, prefix +96. */
+struct gb_peer_prefix {
+	__u32 prefixlen;
+	__u8 addr[16];
 };
 
 #endif /* GEARBOX_H */

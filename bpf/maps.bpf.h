@@ -135,6 +135,15 @@ struct {
 	__type(value, __u8);
 } seen_process_map SEC(".maps") __weak;
 
+/* --trust-peers: the networks whose TCP options are believed. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 256);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct gb_peer_prefix);
+	__type(value, __u8);
+} trusted_peer_map SEC(".maps") __weak;
+
 /* Process names (comm, NUL-padded to 16 bytes) never traced. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -166,6 +175,7 @@ struct {
 struct gb_btf_anchor {
 	struct gb_event_with_payload event;
 	struct gb_proc_event proc;
+	struct gb_peer_prefix peer_prefix;
 	struct tcp_int_opt opt;
 	enum gb_constants constants;
 	enum gb_event_type event_type;

@@ -177,6 +177,16 @@ static __always_inline void parse_option(struct bpf_sock_ops *s)
 
 	struct gb_tuple t = {};
 	tuple_from_skops(s, &t);
+	if (gb_cfg.trust_peers) {
+		/* Only trusted networks may steer this host's traces; from anyone
+		 * else a new trace starts here. */
+		struct gb_peer_prefix k = { .prefixlen = 128 };
+		__builtin_memcpy(k.addr, t.remote_addr, 16);
+		if (!bpf_map_lookup_elem(&trusted_peer_map, &k)) {
+			count(GB_CNT_OPT_UNTRUSTED);
+			return;
+		}
+	}
 	struct gb_peer_ctx *old = bpf_map_lookup_elem(&peer_context_map, &t);
 	/* Every segment of a request carries the same context: keep the
 	 * consumed mark so a later request without a context adopts nothing. */

@@ -4,6 +4,7 @@
  */
 import { KernelTracer, defaultObjectPath } from './bpf/kernel-tracer';
 import { requireRunPrerequisites } from './bpf/prerequisites';
+import type { PeerPrefix } from './bpf/trusted-peers';
 import { decodeEvent } from './events/decoder';
 import { Flag } from './events/layout';
 import { EventRecorder } from './events/replay';
@@ -20,6 +21,8 @@ export interface AgentOptions {
   filterCgroup: boolean;
   /** Process names (comm) never traced. */
   excludeComms?: string[];
+  /** Networks whose propagated context is believed (undefined: every peer). */
+  trustPeers?: PeerPrefix[];
   idleMs: number;
   sampleRatio: number;
   ringBufferBytes: number;
@@ -54,6 +57,7 @@ export class Agent {
       cgroupPath: opts.cgroupPath,
       filterCgroup: opts.filterCgroup,
       excludeComms: opts.excludeComms ?? [],
+      trustPeers: opts.trustPeers,
       idleMs: opts.idleMs,
       sampleRatio: opts.sampleRatio,
       ringBufferBytes: opts.ringBufferBytes,

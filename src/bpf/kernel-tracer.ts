@@ -9,6 +9,7 @@ import koffi from 'koffi';
 import { CFG, COUNTER_NAMES, RODATA, STRUCTS } from '../events/layout';
 import { libbpf, type Ptr } from './libbpf';
 import { cgroup2Root } from './prerequisites';
+import type { PeerPrefix } from './trusted-peers';
 import { RingBufferReader } from './ring-buffer';
 import type { Logger } from '../log';
 
@@ -20,6 +21,8 @@ export interface KernelTracerOptions {
   filterCgroup: boolean;
   /** Process names (comm) never traced. */
   excludeComms: string[];
+  /** Networks whose propagated context is believed (undefined: every peer). */
+  trustPeers?: PeerPrefix[];
   idleMs: number;
   /** Probability that a root span is sampled, 0..1. */
   sampleRatio: number;
@@ -134,6 +137,7 @@ export class KernelTracer {
       this.cgroupFd = fs.openSync(this.opts.cgroupPath, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
       if (this.opts.filterCgroup) this.setScopeCgroup();
       this.setExcludedComms();
+      this.setTrustedPeers();
       this.attachAll();
       this.enableExistingConnections();
       const events = this.map('events');
@@ -263,6 +267,7 @@ export class KernelTracer {
     const rel = path.relative(root, path.resolve(this.opts.cgroupPath));
     view.setUint32(base + CFG.scope_cgroup_level.offset, rel === '' ? 0 : rel.split(path.sep).length, true);
     view.setUint32(base + CFG.exclude_comms.offset, this.opts.excludeComms.length, true);
+    view.setUint32(base + CFG.trust_peers.offset, this.opts.trustPeers ? 1 : 0, true);
     const [lo, hi] = ephemeralPortRange();
     view.setUint16(base + CFG.ephemeral_lo.offset, lo, true);
     view.setUint16(base + CFG.ephemeral_hi.offset, hi, true);
@@ -291,6 +296,21 @@ export class KernelTracer {
       key.write(name.slice(0, 15), 'utf8');
       if ((lib.bpf_map_update_elem(fd, key, one, 0n) as number) !== 0) {
         throw new KernelTracerError(`cannot exclude process name ${name} (errno ${koffi.errno()}); at most 64 names`);
+      }
+    }
+  }
+
+  private setTrustedPeers(): void {
+    if (!this.opts.trustPeers) return;
+    const lib = libbpf();
+    const fd = lib.bpf_map__fd(this.map('trusted_peer_map')) as number;
+    const one = Buffer.from([1]);
+    for (const p of this.opts.trustPeers) {
+      const key = Buffer.alloc(STRUCTS.gb_peer_prefix.size);
+      key.writeUInt32LE(p.prefixlen, STRUCTS.gb_peer_prefix.fields.prefixlen.offset);
+      p.addr.copy(key, STRUCTS.gb_peer_prefix.fields.addr.offset);
+      if ((lib.bpf_map_update_elem(fd, key, one, 0n) as number) !== 0) {
+        throw new KernelTracerError(`cannot trust ${p.text} (errno ${koffi.errno()})`);
       }
     }
   }

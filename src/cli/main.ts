@@ -5,6 +5,7 @@ import { log } from '../log';
 import { cgroup2Root, PrerequisiteError } from '../bpf/prerequisites';
 import { resourceAttributesFromEnv, sampleRatioFromEnv } from './config';
 import { ConfigFileError, loadConfigFile } from './config-file';
+import { parseTrustPeers, type PeerPrefix } from '../bpf/trusted-peers';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { ServiceNameSource } from '../export/process-resources';
 
@@ -69,6 +70,17 @@ export function buildCli(): Command {
       new Option('--exclude-comm <names>', 'comma-separated process names (comm) never to trace').env('GEARBOX_EXCLUDE_COMM').argParser(commList),
     )
     .addOption(
+      new Option('--trust-peers <cidrs>', 'accept propagated context only from these networks, e.g. 10.0.0.0/8,fd00::/8 (default: from every peer)')
+        .env('GEARBOX_TRUST_PEERS')
+        .argParser((v) => {
+          try {
+            return parseTrustPeers(v);
+          } catch (e) {
+            throw new InvalidArgumentError((e as Error).message);
+          }
+        }),
+    )
+    .addOption(
       new Option('--service-name-from <source>', 'service.name from the process environment (OTEL_SERVICE_NAME), its process name, or its cgroup')
         .choices(['env', 'comm', 'cgroup'])
         .default('env')
@@ -126,6 +138,7 @@ the --config file. Standard OpenTelemetry variables:
           cgroupPath,
           filterCgroup: o.cgroup !== undefined,
           excludeComms: (o.excludeComm as string[] | undefined) ?? [],
+          trustPeers: o.trustPeers as PeerPrefix[] | undefined,
           idleMs: o.idleMs as number,
           sampleRatio: sampleRatioFromEnv(),
           ringBufferBytes: o.ringbufBytes as number,

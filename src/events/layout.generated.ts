@@ -236,9 +236,22 @@ export const STRUCTS = {
         "offset": 48,
         "size": 4
       },
-      "_pad": {
+      "trust_peers": {
         "offset": 52,
         "size": 4
+      }
+    }
+  },
+  "gb_peer_prefix": {
+    "size": 20,
+    "fields": {
+      "prefixlen": {
+        "offset": 0,
+        "size": 4
+      },
+      "addr": {
+        "offset": 4,
+        "size": 16
       }
     }
   }
@@ -302,7 +315,8 @@ export const ENUMS = {
     "GB_CNT_CTX_ADOPTED": 9,
     "GB_CNT_CONN_EVICTED": 10,
     "GB_CNT_EXISTING_ENABLED": 11,
-    "GB_CNT__MAX": 12
+    "GB_CNT_OPT_UNTRUSTED": 12,
+    "GB_CNT__MAX": 13
   }
 } as const;
 

@@ -1,6 +1,7 @@
 /**
  * One OTel Resource per traced process: service.name from the process's own
- * OTEL_SERVICE_NAME (read from /proc/<pid>/environ) when set, else the
+ * OTEL_SERVICE_NAME (read from /proc/<pid>/environ) when set, else (in a
+ * Kubernetes pod) the pod's workload name, else the
  * process name (comm: what ps shows; Debian's redis-server, for one, is a
  * link to redis-check-rdb); plus process.* and host.name. Resolved when a process is
  * first seen (it may be gone by the time its spans are exported) and cached
@@ -18,6 +19,9 @@ import {
   ATTR_HOST_NAME,
   ATTR_TELEMETRY_SDK_NAME,
   ATTR_TELEMETRY_SDK_LANGUAGE,
+  ATTR_K8S_POD_UID,
+  ATTR_K8S_POD_NAME,
+  ATTR_CONTAINER_ID,
 } from '@opentelemetry/semantic-conventions/incubating';
 
 export interface ProcessInfo {
@@ -25,6 +29,23 @@ export interface ProcessInfo {
   serviceName: string;
   executableName: string;
   commandLine?: string;
+  /** Present when the process's cgroup says it runs in a Kubernetes pod. */
+  k8s?: { podUid: string; podName?: string; containerId?: string };
+}
+
+/** Pod uid and container id from a cgroup v2 path under kubepods. */
+export function kubernetesFromCgroup(procCgroup: string | undefined): { podUid: string; containerId?: string } | undefined {
+  const line = procCgroup?.split('\n').find((l) => l.startsWith('0::'));
+  if (!line || !line.includes('kubepods')) return undefined;
+  const pod = /pod([0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12})/.exec(line);
+  if (!pod) return undefined;
+  const container = /([0-9a-f]{64})(?:\.scope)?\s*$/.exec(line);
+  return { podUid: pod[1].replace(/_/g, '-'), containerId: container?.[1] };
+}
+
+/** The workload a pod name belongs to: Deployment pods drop "-<hash>-<id>", StatefulSet pods "-<ordinal>". */
+export function workloadFromPodName(pod: string): string {
+  return pod.replace(/-[0-9a-f]{6,10}-[0-9a-z]{5}$/, '').replace(/-[0-9a-z]{5}$/, '').replace(/-\d+$/, '');
 }
 
 export type ServiceNameSource = 'env' | 'comm' | 'cgroup';
@@ -84,14 +105,15 @@ export function readProcessInfo(
   const cmdline = kernel?.args.length ? kernel.args.toString('latin1') : readText(`${procRoot}/${pid}/cmdline`);
   const commandLine = cmdline ? cmdline.split('\0').filter(Boolean).join(' ') : undefined;
   let serviceName: string | undefined;
-  if (from === 'env') {
-    const environ = kernel?.env.length ? kernel.env.toString('latin1') : readText(`${procRoot}/${pid}/environ`);
-    const entry = environ?.split('\0').find((e) => e.startsWith('OTEL_SERVICE_NAME='));
-    const v = entry?.slice('OTEL_SERVICE_NAME='.length).trim();
-    if (v) serviceName = v;
-  }
-  if (from === 'cgroup') serviceName = serviceNameFromCgroup(readText(`${procRoot}/${pid}/cgroup`));
-  return { pid, serviceName: serviceName ?? procComm ?? executableName, executableName, commandLine };
+  const environ = (kernel?.env.length ? kernel.env.toString('latin1') : readText(`${procRoot}/${pid}/environ`))?.split('\0') ?? [];
+  const envVar = (name: string) => environ.find((e) => e.startsWith(`${name}=`))?.slice(name.length + 1).trim() || undefined;
+  const cgroup = readText(`${procRoot}/${pid}/cgroup`);
+  const pod = kubernetesFromCgroup(cgroup);
+  // In a pod, HOSTNAME is the pod's name (unless the pod sets another).
+  const k8s = pod ? { ...pod, podName: envVar('HOSTNAME') } : undefined;
+  if (from === 'env') serviceName = envVar('OTEL_SERVICE_NAME') ?? (k8s?.podName ? workloadFromPodName(k8s.podName) : undefined);
+  if (from === 'cgroup') serviceName = serviceNameFromCgroup(cgroup);
+  return { pid, serviceName: serviceName ?? procComm ?? executableName, executableName, commandLine, k8s };
 }
 
 export class ProcessResources {
@@ -156,6 +178,11 @@ export class ProcessResources {
       [ATTR_TELEMETRY_SDK_LANGUAGE]: 'ebpf',
     };
     if (info.commandLine) attrs[ATTR_PROCESS_COMMAND_LINE] = info.commandLine;
+    if (info.k8s) {
+      attrs[ATTR_K8S_POD_UID] = info.k8s.podUid;
+      if (info.k8s.podName) attrs[ATTR_K8S_POD_NAME] = info.k8s.podName;
+      if (info.k8s.containerId) attrs[ATTR_CONTAINER_ID] = info.k8s.containerId;
+    }
     const entry = { start: startTime(pid), comm, resource: resourceFromAttributes(attrs), info };
     this.cache.set(pid, entry);
     return entry;

@@ -50,3 +50,20 @@ test('the live agent process itself resolves from /proc', () => {
   r.observe(process.pid, 'node');
   assert.equal(r.get(process.pid).attributes['process.executable.name'], 'node');
 });
+
+test('Kubernetes: pod uid and container id from the cgroup, workload name from the pod name', async () => {
+  const { kubernetesFromCgroup, workloadFromPodName } = await import('../../src/export/process-resources');
+  const cid = 'a'.repeat(64);
+  assert.deepEqual(
+    kubernetesFromCgroup(`0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1b2c3d4e_5f60_7182_93a4_b5c6d7e8f901.slice/cri-containerd-${cid}.scope\n`),
+    { podUid: '1b2c3d4e-5f60-7182-93a4-b5c6d7e8f901', containerId: cid },
+  );
+  assert.deepEqual(kubernetesFromCgroup(`0::/kubepods/besteffort/pod0a1b2c3d-0000-1111-2222-333344445555/${cid}\n`), {
+    podUid: '0a1b2c3d-0000-1111-2222-333344445555',
+    containerId: cid,
+  });
+  assert.equal(kubernetesFromCgroup('0::/system.slice/sshd.service\n'), undefined);
+  assert.equal(workloadFromPodName('checkout-7d9f8b6c5d-x2k9p'), 'checkout');
+  assert.equal(workloadFromPodName('redis-0'), 'redis');
+  assert.equal(workloadFromPodName('node-exporter-abcde'), 'node-exporter');
+});
