@@ -58,7 +58,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       const events = s.reduce((a, x) => a + x.correlator.events, 0);
       const lost = s.reduce((a, x) => a + (x.kernel.events_lost ?? 0), 0);
       const secs = (Date.now() - started) / 1000;
-      process.stdout.write(`[status] traces ${printer.tracesPrinted}  spans ${printer.spansSeen}  events ${events} (${(events / secs).toFixed(0)}/s)  lost ${lost}${otlp ? `  otlp ${otlp}` : ''}\n`);
+      process.stdout.write(`[status] requests traced ${printer.tracesPrinted}  spans exported ${printer.spansSeen}  events ${events} (${(events / secs).toFixed(0)}/s)  lost ${lost}${otlp ? `  otlp ${otlp}` : ''}\n`);
     }, 3000);
     const result = await system.runLoad();
     await new Promise((r) => setTimeout(r, 1500)); // let the last spans arrive

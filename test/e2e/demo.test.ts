@@ -20,3 +20,20 @@ test('gearbox demo: five requests, five six-span traces on the terminal, everyth
   assert.equal(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }), before, 'the demo left network namespaces behind');
   assert.deepEqual(fs.readdirSync(CGROUP2_ROOT).filter((d) => d.startsWith('gearbox-test-')), [], 'the demo left cgroups behind');
 });
+
+test('gearbox demo until Ctrl-C: SIGINT stops it cleanly and removes everything', async () => {
+  requireRootLab();
+  const before = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+  const { spawn } = await import('node:child_process');
+  const demo = spawn(process.execPath, [CLI, 'demo', '--requests', '0', '--delay-ms', '100']);
+  let out = '';
+  demo.stdout.on('data', (d) => (out += d));
+  const deadline = Date.now() + 60_000;
+  while (!/^trace [0-9a-f]{32}/m.test(out) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  demo.kill('SIGINT');
+  const code = await new Promise<number | null>((r) => demo.once('exit', r));
+  assert.equal(code, 0, out);
+  assert.match(out, /\(interrupted\); everything the demo created has been removed/);
+  assert.equal(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }), before, 'the demo left network namespaces behind');
+  assert.deepEqual(fs.readdirSync(CGROUP2_ROOT).filter((d) => d.startsWith('gearbox-test-')), []);
+});
