@@ -505,16 +505,25 @@ static __always_inline int on_enter(struct trace_event_raw_sys_enter *ctx, __u16
 	return 0;
 }
 
-static __always_inline int on_exit(struct trace_event_raw_sys_exit *ctx, __u16 sc, __u8 dir)
+/* The arguments the enter of syscall `sc` saved for this thread, removed. */
+static __always_inline int take_io_args(__u64 pid_tgid, __u16 sc, struct gb_io_args *out)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct gb_io_args *ap = bpf_map_lookup_elem(&io_args_map, &pid_tgid);
 	if (!ap)
 		return 0;
-	struct gb_io_args a = *ap;
+	*out = *ap;
 	bpf_map_delete_elem(&io_args_map, &pid_tgid);
+	return out->syscall == sc;
+}
+
+static __always_inline int on_exit(struct trace_event_raw_sys_exit *ctx, __u16 sc, __u8 dir)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct gb_io_args a;
+	if (!take_io_args(pid_tgid, sc, &a))
+		return 0;
 	long ret = ctx->ret;
-	if (a.syscall != sc || ret <= 0)
+	if (ret <= 0)
 		return 0;
 	/* Sends are stamped at enter (data handed to the kernel), receives at
 	 * exit (data arrived): a peer's span then always nests inside ours. */
@@ -574,12 +583,8 @@ SEC("tracepoint/syscalls/sys_exit_connect")
 int gb_exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct gb_io_args *ap = bpf_map_lookup_elem(&io_args_map, &pid_tgid);
-	if (!ap)
-		return 0;
-	struct gb_io_args a = *ap;
-	bpf_map_delete_elem(&io_args_map, &pid_tgid);
-	if (a.syscall != GB_SC_CONNECT || (ctx->ret != 0 && ctx->ret != -EINPROGRESS))
+	struct gb_io_args a;
+	if (!take_io_args(pid_tgid, GB_SC_CONNECT, &a) || (ctx->ret != 0 && ctx->ret != -EINPROGRESS))
 		return 0;
 	struct gb_thread_state *ts = thread_state(pid_tgid, 0);
 	next_pipelined_request(ts, pid_tgid);
