@@ -5,6 +5,7 @@
 import { KernelTracer, defaultObjectPath } from './bpf/kernel-tracer';
 import { requireRunPrerequisites } from './bpf/prerequisites';
 import type { PeerPrefix } from './bpf/trusted-peers';
+import { ScopeLock } from './bpf/scope-lock';
 import { decodeEvent } from './events/decoder';
 import { Flag } from './events/layout';
 import { EventRecorder } from './events/replay';
@@ -45,6 +46,7 @@ export class Agent {
   private readonly resources: ProcessResources;
   private readonly pipeline: SpanPipeline;
   private recorder?: EventRecorder;
+  private readonly scopeLock: ScopeLock;
   private stopping = false;
   private loopDone?: Promise<void>;
   private statsTimer?: NodeJS.Timeout;
@@ -63,13 +65,20 @@ export class Agent {
       ringBufferBytes: opts.ringBufferBytes,
       log: opts.log,
     });
+    this.scopeLock = new ScopeLock(opts.cgroupPath);
     this.resources = new ProcessResources(opts.resourceAttributes, opts.serviceNameFrom);
     this.pipeline = createSpanPipeline(opts.log, opts.exporter, opts.batch);
     this.correlator = new Correlator((ex) => this.export(ex), { idleNs: opts.idleMs * 1e6 });
   }
 
   start(): void {
-    this.tracer.start();
+    this.scopeLock.acquire();
+    try {
+      this.tracer.start();
+    } catch (e) {
+      this.scopeLock.release();
+      throw e;
+    }
     if (this.opts.recordFile) this.recorder = new EventRecorder(this.opts.recordFile);
     this.opts.log.info({ cgroup: this.opts.cgroupPath, scoped: this.opts.filterCgroup }, 'attached');
     this.loopDone = this.loop();
@@ -98,6 +107,7 @@ export class Agent {
     this.correlator.flush();
     const final = this.stats();
     this.tracer.stop();
+    this.scopeLock.release();
     this.recorder?.close();
     try {
       await this.pipeline.shutdown();

@@ -64,6 +64,7 @@ function bind() {
     close: libc.func('int close(int fd)'),
     read: libc.func('long read(int fd, _Out_ uint8_t *buf, size_t count)'),
     setns: libc.func('int setns(int fd, int nstype)'),
+    flock: libc.func('int flock(int fd, int op)'),
     sysconf: libc.func('long sysconf(int name)'),
     clock_gettime: libc.func('int clock_gettime(int clk, _Out_ int64_t *ts)'),
   };
@@ -87,3 +88,5 @@ export const MAP_SHARED = 1;
 export const EPOLLIN = 1;
 export const EPOLL_CTL_ADD = 1;
 export const SC_PAGESIZE = 30;
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;

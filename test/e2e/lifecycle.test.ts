@@ -1,0 +1,83 @@
+/**
+ * Lifecycle: every attachment is a BPF link owned by the agent, so SIGKILL
+ * leaves nothing attached; one agent per cgroup (a second is refused with a
+ * clear message); a killed agent does not block the next one.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { Lab, requireRootLab, type Host } from '../support/lab';
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
+let lab: Lab;
+let h1: Host;
+
+const ours = (name: string) => name.startsWith('gb_') || name.startsWith('gearbox_');
+
+/** bpftool's JSON output; it prints nothing at all for an empty list. */
+function bpftool(...args: string[]): unknown[] {
+  const out = execFileSync('bpftool', ['-j', ...args], { encoding: 'utf8' }).trim();
+  return out ? (JSON.parse(out) as unknown[]) : [];
+}
+
+function attached(cgroup: string): { programs: number; links: number; cgroupProgs: number } {
+  const progs = bpftool('prog', 'list') as { id: number; name?: string }[];
+  const ourIds = new Set(progs.filter((p) => p.name && ours(p.name)).map((p) => p.id));
+  const links = bpftool('link', 'list') as { prog_id: number }[];
+  const cg = bpftool('cgroup', 'show', cgroup) as { name?: string }[];
+  return { programs: ourIds.size, links: links.filter((l) => ourIds.has(l.prog_id)).length, cgroupProgs: cg.filter((c) => c.name && ours(c.name)).length };
+}
+
+async function until(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return cond();
+}
+
+function agent(label: string) {
+  return lab.spawnRoot(label, process.execPath, [CLI, 'run', '--cgroup', h1.cgroup, '--stats-interval-ms', '0'], { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9' });
+}
+
+before(() => {
+  requireRootLab();
+  lab = new Lab(path.join(ROOT, 'test-logs', 'lifecycle'));
+  [h1] = lab.create(1);
+});
+after(async () => lab?.destroy());
+
+test('SIGKILL of the agent leaves zero programs, links and cgroup attachments; a second agent on the cgroup is refused; the next one starts', async (t) => {
+  assert.deepEqual(attached(h1.cgroup), { programs: 0, links: 0, cgroupProgs: 0 }, 'something of ours was attached before the test');
+  const first = agent('agent-1');
+  await Lab.waitFor(first, /"msg":"attached"/, 20_000, 'first agent');
+  const live = attached(h1.cgroup);
+  t.diagnostic(`while running: ${live.programs} programs, ${live.links} links, ${live.cgroupProgs} on the cgroup`);
+  assert.ok(live.links >= 20, `expected the agent's links, got ${live.links}`);
+  assert.equal(live.cgroupProgs, 1, 'sockops is attached to the scope cgroup');
+
+  const second = agent('agent-2');
+  const code = await new Promise<number | null>((r) => second.once('exit', r));
+  assert.equal(code, 1);
+  assert.match(lab.logOf('agent-2'), /another Gearbox agent \(pid \d+\) already traces/);
+
+  first.kill('SIGKILL');
+  await new Promise((r) => first.once('exit', r));
+  const gone = await until(() => {
+    const a = attached(h1.cgroup);
+    return a.programs === 0 && a.links === 0 && a.cgroupProgs === 0;
+  }, 5000);
+  const after = attached(h1.cgroup);
+  t.diagnostic(`after SIGKILL: ${after.programs} programs, ${after.links} links, ${after.cgroupProgs} on the cgroup`);
+  assert.ok(gone, `left attached after SIGKILL: ${JSON.stringify(after)}`);
+
+  const third = agent('agent-3');
+  await Lab.waitFor(third, /"msg":"attached"/, 20_000, 'agent after the killed one');
+  await Lab.stop(third);
+  // The kernel frees programs after an RCU grace period: give it a moment.
+  await until(() => attached(h1.cgroup).programs === 0, 5000);
+  assert.deepEqual(attached(h1.cgroup), { programs: 0, links: 0, cgroupProgs: 0 }, 'a stopped agent detaches everything');
+});
