@@ -10,6 +10,7 @@
 
 #define SOL_TCP 6
 #define TCP_ESTABLISHED 1
+#define TCP_LISTEN 10
 
 static __always_inline int sock_in_scope(struct sock *sk)
 {
@@ -38,7 +39,9 @@ int gb_enable_existing(struct bpf_iter__tcp *ctx)
 	if (!tp)
 		return 0;
 	struct sock *sk = (struct sock *)tp;
-	if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_ESTABLISHED)
+	/* Listeners too, so that options on the SYNs they receive are seen and refused. */
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (state != TCP_ESTABLISHED && state != TCP_LISTEN)
 		return 0;
 	if (!sock_in_scope(sk))
 		return 0;

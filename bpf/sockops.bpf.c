@@ -198,6 +198,20 @@ static __always_inline void parse_option(struct bpf_sock_ops *s)
 	count(GB_CNT_OPT_RECEIVED);
 }
 
+/* The SYN of a passive connection is not parsed (it is saved): refuse and
+ * count an option of ours on it here. */
+static __always_inline void count_syn_option(struct bpf_sock_ops *s)
+{
+	__u8 buf[40] = { GB_TCP_OPT_KIND, 4, GB_EXID_SAMPLED >> 8, GB_EXID_SAMPLED & 0xff };
+	if (bpf_load_hdr_opt(s, buf, sizeof(buf), BPF_LOAD_HDR_OPT_TCP_SYN) > 0) {
+		count(GB_CNT_OPT_BAD_SEGMENT);
+		return;
+	}
+	__u8 buf2[40] = { GB_TCP_OPT_KIND, 4, GB_EXID_UNSAMPLED >> 8, GB_EXID_UNSAMPLED & 0xff };
+	if (bpf_load_hdr_opt(s, buf2, sizeof(buf2), BPF_LOAD_HDR_OPT_TCP_SYN) > 0)
+		count(GB_CNT_OPT_BAD_SEGMENT);
+}
+
 static __always_inline void on_close(struct bpf_sock_ops *s)
 {
 	struct gb_tuple t = {};
@@ -231,6 +245,7 @@ int gearbox_sockops(struct bpf_sock_ops *s)
 		return 1;
 	switch (s->op) {
 	case BPF_SOCK_OPS_TCP_CONNECT_CB:
+	case BPF_SOCK_OPS_TCP_LISTEN_CB: /* so that options on SYNs are seen (and refused) */
 		enable_callbacks(s);
 		break;
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
@@ -240,6 +255,7 @@ int gearbox_sockops(struct bpf_sock_ops *s)
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
 		enable_callbacks(s);
 		record_role(s, GB_ROLE_SERVER);
+		count_syn_option(s);
 		break;
 	case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
 		reserve_option(s);
