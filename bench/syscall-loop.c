@@ -1,0 +1,62 @@
+// Per-syscall cost probe for `npm run bench`: N rounds of a small write and a
+// read on (tcp) a loopback TCP connection or (pipe) a pipe, in one thread.
+// Prints nanoseconds per syscall (write and read each count as one).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 3) {
+		fprintf(stderr, "usage: %s tcp|pipe rounds\n", argv[0]);
+		return 2;
+	}
+	long rounds = atol(argv[2]);
+	int wfd, rfd;
+	if (strcmp(argv[1], "pipe") == 0) {
+		int p[2];
+		if (pipe(p) != 0)
+			return 1;
+		rfd = p[0];
+		wfd = p[1];
+	} else {
+		int l = socket(AF_INET, SOCK_STREAM, 0);
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		socklen_t al = sizeof(a);
+		if (bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1) || getsockname(l, (struct sockaddr *)&a, &al))
+			return 1;
+		wfd = socket(AF_INET, SOCK_STREAM, 0);
+		int one = 1;
+		setsockopt(wfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (connect(wfd, (struct sockaddr *)&a, sizeof(a)))
+			return 1;
+		rfd = accept(l, NULL, NULL);
+	}
+	char buf[64];
+	memset(buf, 'x', sizeof(buf));
+	for (long i = 0; i < rounds / 10; i++) { /* warm up */
+		if (write(wfd, buf, sizeof(buf)) != sizeof(buf) || read(rfd, buf, sizeof(buf)) <= 0)
+			return 1;
+	}
+	double t0 = now_ns();
+	for (long i = 0; i < rounds; i++) {
+		if (write(wfd, buf, sizeof(buf)) != sizeof(buf) || read(rfd, buf, sizeof(buf)) <= 0)
+			return 1;
+	}
+	double t1 = now_ns();
+	printf("%.1f\n", (t1 - t0) / (2.0 * rounds));
+	return 0;
+}
