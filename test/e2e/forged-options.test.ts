@@ -10,11 +10,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Lab, requireRootLab, type Host } from '../support/lab';
 import { OtlpReceiver } from '../support/otlp-receiver';
-import { SERVICES_DIR } from '../../src/demo/sample-system';
 import { libbpf, type Ptr } from '../../src/bpf/libbpf';
+import { startStaticServer, tracedRound } from '../support/agent-round';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
-const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const N = 5;
 let lab: Lab;
 let receiver: OtlpReceiver;
@@ -46,8 +45,7 @@ before(async () => {
   await receiver.start();
   lab = new Lab(path.join(ROOT, 'test-logs', 'forged-options'));
   [attacker, victim] = lab.create(2);
-  const server = lab.spawnIn(victim, 'server', 'python3', ['-u', '-m', 'http.server', '8080', '--bind', victim.ip]);
-  await Lab.waitFor(server, /Serving HTTP/, 10_000, 'python http.server');
+  await startStaticServer(lab, victim);
 });
 
 after(async () => {
@@ -71,21 +69,8 @@ for (const [mode, what, counted] of CASES) {
   test(`forged options: ${what} — ignored, counted, no context adopted`, async (t) => {
     const detach = attachForger(mode);
     try {
-      const agent = lab.spawnRoot(`agent-${mode}`, process.execPath, [CLI, 'run', '--cgroup', victim.cgroup, '--poll-ms', '20', '--idle-ms', '500', '--stats-interval-ms', '0'], {
-        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
-        OTEL_BSP_SCHEDULE_DELAY: '100',
-      });
-      let log = '';
-      agent.stdout?.on('data', (d) => (log += d));
-      await Lab.waitFor(agent, /"msg":"attached"/, 20_000, 'victim agent');
-      const from = receiver.spans.length;
-      const client = lab.spawnIn(attacker, `client-${mode}`, process.execPath, [path.join(SERVICES_DIR, 'load-client.js')], { TARGET: `http://${victim.ip}:8080`, N: String(N), MODE: 'new' });
-      await new Promise((r) => client.once('exit', r));
-      await new Promise((r) => setTimeout(r, 1200));
-      await Lab.stop(agent);
-      await new Promise((r) => setTimeout(r, 300));
-      const kernel = JSON.parse(log.split('\n').find((l) => l.includes('"msg":"detached"')) ?? '{}').kernel as Record<string, number>;
-      const servers = receiver.spans.slice(from).filter((s) => s.kind === 2);
+      const { kernel, spans } = await tracedRound({ lab, receiver, server: victim, client: attacker, label: `mode-${mode}`, agentArgs: [], requests: N, mode: 'new' });
+      const servers = spans.filter((s) => s.kind === 2);
       t.diagnostic(`mode ${mode}: ${JSON.stringify({ bad_len: kernel.opt_bad_len, bad_exid: kernel.opt_bad_exid, zero_id: kernel.opt_zero_id, bad_segment: kernel.opt_bad_segment, received: kernel.opt_received, adopted: kernel.ctx_adopted })}, ${servers.length} server spans`);
       assert.ok(counted(kernel), `not counted: ${JSON.stringify(kernel)}`);
       assert.equal(kernel.opt_received, 0);

@@ -1,6 +1,7 @@
 /**
  * Trust boundary: context arriving from outside --trust-peers is ignored and
  * counted (a new trace starts at this host); from inside, it is adopted.
+ * The client host runs an agent too, so its requests carry a context.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,7 +9,7 @@ import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { Lab, requireRootLab, type Host } from '../support/lab';
 import { OtlpReceiver } from '../support/otlp-receiver';
-import { SERVICES_DIR } from '../../src/demo/sample-system';
+import { startStaticServer, tracedRound } from '../support/agent-round';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -25,10 +26,12 @@ before(async () => {
   await receiver.start();
   lab = new Lab(path.join(ROOT, 'test-logs', 'trust-peers'));
   [h1, h2] = lab.create(2);
-  clientAgent = startAgent('agent-h1', h1, []);
+  clientAgent = lab.spawnRoot('agent-h1', process.execPath, [CLI, 'run', '--cgroup', h1.cgroup, '--poll-ms', '20', '--stats-interval-ms', '0'], {
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+    OTEL_BSP_SCHEDULE_DELAY: '100',
+  });
   await Lab.waitFor(clientAgent, /"msg":"attached"/, 20_000, 'agent h1');
-  const server = lab.spawnIn(h2, 'server', 'python3', ['-u', '-m', 'http.server', '8080', '--bind', h2.ip]);
-  await Lab.waitFor(server, /Serving HTTP/, 10_000, 'python http.server');
+  await startStaticServer(lab, h2);
 });
 
 after(async () => {
@@ -37,32 +40,15 @@ after(async () => {
   await receiver?.stop();
 });
 
-function startAgent(label: string, host: Host, extra: string[]): ChildProcess {
-  return lab.spawnRoot(label, process.execPath, [CLI, 'run', '--cgroup', host.cgroup, '--poll-ms', '20', '--idle-ms', '500', '--stats-interval-ms', '0', ...extra], {
-    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
-    OTEL_BSP_SCHEDULE_DELAY: '100',
-  });
-}
-
-async function round(mode: string, trust: string): Promise<{ parented: number; roots: number; untrusted: number }> {
-  const agent = startAgent(`agent-h2-${mode}`, h2, ['--trust-peers', trust]);
-  let log = '';
-  agent.stdout?.on('data', (d) => (log += d));
-  await Lab.waitFor(agent, /"msg":"attached"/, 20_000, 'agent h2');
-  const from = receiver.spans.length;
-  const client = lab.spawnIn(h1, `client-${mode}`, process.execPath, [path.join(SERVICES_DIR, 'load-client.js')], { TARGET: `http://${h2.ip}:8080`, N: String(N), MODE: mode });
-  await new Promise((r) => client.once('exit', r));
-  await new Promise((r) => setTimeout(r, 1500));
-  await Lab.stop(agent);
-  await new Promise((r) => setTimeout(r, 500));
-  const spans = receiver.spans.slice(from).filter((s) => String(s.attributes['url.path'] ?? '').startsWith(`/${mode}/`));
-  const clients = new Set(spans.filter((s) => s.kind === 3).map((s) => s.spanId));
-  const servers = spans.filter((s) => s.kind === 2);
-  const detached = log.split('\n').find((l) => l.includes('"msg":"detached"')) ?? '{}';
+async function round(mode: 'new' | 'keepalive', trust: string) {
+  const { kernel, spans } = await tracedRound({ lab, receiver, server: h2, client: h1, label: mode, agentArgs: ['--trust-peers', trust], requests: N, mode });
+  const ours = spans.filter((s) => String(s.attributes['url.path'] ?? '').startsWith(`/${mode}/`));
+  const clients = new Set(ours.filter((s) => s.kind === 3).map((s) => s.spanId));
+  const servers = ours.filter((s) => s.kind === 2);
   return {
     parented: servers.filter((s) => clients.has(s.parentSpanId)).length,
     roots: servers.filter((s) => s.parentSpanId === '').length,
-    untrusted: (JSON.parse(detached).kernel?.opt_untrusted as number) ?? -1,
+    untrusted: kernel.opt_untrusted ?? -1,
   };
 }
 
