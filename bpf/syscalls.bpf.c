@@ -278,9 +278,12 @@ static __always_inline void track_message(struct gb_conn_state *c, struct gb_tup
 			/* The response has begun, so the request has fully arrived:
 			 * stop putting its context on this flow's segments. */
 			bpf_map_delete_elem(&flow_context_map, t);
-			if (ts && (c->ctx.flags & GB_F_HAS_PARENT)) {
+			/* Work this response resumes is for the exchange's parent;
+			 * a root exchange (background work) resumes no request. */
+			if (ts && (c->ctx.flags & GB_F_HAS_PARENT))
 				thread_ctx_set(&ts->continuation, c->ctx.trace_id, c->ctx.parent_span_id, c->ctx.flags);
-			}
+			else if (ts)
+				ts->continuation.valid = 0;
 		} else {
 			forget_conn_request(c); /* answering: no longer pending */
 		}
