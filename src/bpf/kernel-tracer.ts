@@ -197,10 +197,7 @@ export class KernelTracer {
    */
   private enableExistingConnections(): void {
     const lib = libbpf();
-    let prog: Ptr | null = null;
-    for (let p = lib.bpf_object__next_program(this.obj, null) as Ptr | null; p; p = lib.bpf_object__next_program(this.obj, p) as Ptr | null) {
-      if ((lib.bpf_program__section_name(p) as string) === 'iter/tcp') prog = p;
-    }
+    const prog = [...this.programs()].find((p) => (lib.bpf_program__section_name(p) as string) === 'iter/tcp');
     if (!prog) return;
     const link = lib.bpf_program__attach(prog) as Ptr | null;
     if (!link) {
@@ -233,6 +230,12 @@ export class KernelTracer {
       fs.closeSync(own);
       lib.bpf_link__destroy(link);
     }
+  }
+
+  /** The object's programs, in order. */
+  private *programs(): Generator<Ptr> {
+    const lib = libbpf();
+    for (let p = lib.bpf_object__next_program(this.obj, null) as Ptr | null; p; p = lib.bpf_object__next_program(this.obj, p) as Ptr | null) yield p;
   }
 
   private map(name: string): Ptr {
@@ -317,7 +320,7 @@ export class KernelTracer {
 
   private attachAll(): void {
     const lib = libbpf();
-    for (let p = lib.bpf_object__next_program(this.obj, null) as Ptr | null; p; p = lib.bpf_object__next_program(this.obj, p) as Ptr | null) {
+    for (const p of this.programs()) {
       const name = lib.bpf_program__name(p) as string;
       const section = lib.bpf_program__section_name(p) as string;
       if (section.startsWith('iter/')) continue; // run once, see enableExistingConnections

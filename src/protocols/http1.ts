@@ -172,7 +172,7 @@ export function splitPipelinedRequests(buf: Buffer): Buffer[] {
   const out: Buffer[] = [];
   let off = 0;
   while (off < buf.length) {
-    const rest = buf.subarray(off);
+    const rest = off === 0 ? buf : buf.subarray(off); // the whole head's parse is memoized
     const req = parseHttpRequest(rest);
     if (!req) break;
     if (req.headLength === undefined) {
@@ -196,7 +196,7 @@ export function splitResponses(buf: Buffer, max: number): Buffer[] {
   const out: Buffer[] = [];
   let off = 0;
   while (off < buf.length && out.length < max) {
-    const rest = buf.subarray(off);
+    const rest = off === 0 ? buf : buf.subarray(off);
     const resp = parseHttpResponse(rest);
     if (!resp) break;
     out.push(rest);
