@@ -5,19 +5,14 @@
  * scope — each with and without a Gearbox agent attached, alternating, over
  * several rounds. Prints medians and spreads; writes bench/results.json.
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import crypto from 'node:crypto';
+import { BenchCgroups, ROOT, median, requireRoot, saveResults, startAgent, stopAgent } from './bench-support';
 
-const ROOT = path.resolve(__dirname, '..', '..');
-const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
-const CG_ROOT = '/sys/fs/cgroup/unified';
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const CALLS = Number(process.env.BENCH_CALLS ?? 200_000);
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 function runLoop(bin: string, cgroup: string, kind: 'tcp' | 'pipe'): number {
   const r = spawnSync('sh', ['-c', 'echo $$ > "$1/cgroup.procs" && exec "$2" "$3" "$4"', 'sh', cgroup, bin, kind, String(CALLS)], { encoding: 'utf8' });
@@ -25,38 +20,14 @@ function runLoop(bin: string, cgroup: string, kind: 'tcp' | 'pipe'): number {
   return Number(r.stdout.trim());
 }
 
-async function startAgent(cgroup: string): Promise<ChildProcess> {
-  const agent = spawn(process.execPath, [CLI, 'run', '--cgroup', cgroup, '--stats-interval-ms', '0', '--no-export'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    const t = setTimeout(() => reject(new Error(`agent did not attach: ${out}`)), 20_000);
-    agent.stdout?.on('data', (d) => {
-      out += d;
-      if (out.includes('"msg":"attached"')) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-    agent.once('exit', (c) => reject(new Error(`agent exited ${c}: ${out}`)));
-  });
-  return agent;
-}
-
-async function stopAgent(agent: ChildProcess): Promise<void> {
-  agent.kill('SIGTERM');
-  await new Promise((r) => agent.once('exit', r));
-}
-
 async function main(): Promise<void> {
-  if (process.getuid?.() !== 0) throw new Error('the benchmark needs root (BPF, cgroups)');
+  requireRoot();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gearbox-bench-'));
   const bin = path.join(tmp, 'syscall-loop');
   execFileSync('gcc', ['-O2', '-o', bin, path.join(ROOT, 'bench', 'syscall-loop.c')]);
-  const base = path.join(CG_ROOT, `gearbox-bench-${crypto.randomBytes(2).toString('hex')}`);
-  const traced = path.join(base, 'traced');
-  const outside = path.join(base, 'outside');
-  fs.mkdirSync(traced, { recursive: true });
-  fs.mkdirSync(outside);
+  const cgroups = new BenchCgroups();
+  const traced = cgroups.make('traced');
+  const outside = cgroups.make('outside');
   const cases = [
     { id: 'tcp_in_scope', label: 'TCP write/read, traced cgroup', cg: traced, kind: 'tcp' as const },
     { id: 'pipe_in_scope', label: 'pipe write/read, traced cgroup', cg: traced, kind: 'pipe' as const },
@@ -67,19 +38,13 @@ async function main(): Promise<void> {
     for (let r = 0; r < ROUNDS; r++) {
       // Alternate which comes first, so drift does not favour either side.
       for (const traceFirst of r % 2 === 0 ? [false, true] : [true, false]) {
-        const agent = traceFirst ? await startAgent(traced) : undefined;
+        const agent = traceFirst ? await startAgent(traced, ['--stats-interval-ms', '0', '--no-export']) : undefined;
         for (const c of cases) samples[c.id][traceFirst ? 'on' : 'off'].push(runLoop(bin, c.cg, c.kind));
         if (agent) await stopAgent(agent);
       }
     }
   } finally {
-    for (const d of [traced, outside, base]) {
-      try {
-        fs.rmdirSync(d);
-      } catch {
-        /* a loop still exiting */
-      }
-    }
+    cgroups.remove();
     fs.rmSync(tmp, { recursive: true, force: true });
   }
   const results = cases.map((c) => {
@@ -101,9 +66,7 @@ async function main(): Promise<void> {
   for (const r of results) {
     console.log(`| ${r.label} | ${r.untracedNsPerCall.toFixed(0)} | ${r.tracedNsPerCall.toFixed(0)} | ${r.addedNsPerCall.toFixed(0)} (${r.addedSpread[0].toFixed(0)}..${r.addedSpread[1].toFixed(0)}) | ${r.ratio.toFixed(3)} |`);
   }
-  const file = path.join(ROOT, 'bench', 'results.json');
-  const prev = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : {};
-  fs.writeFileSync(file, JSON.stringify({ ...prev, syscallCost: { date: new Date().toISOString(), rounds: ROUNDS, calls: CALLS, results } }, null, 2));
+  saveResults('syscallCost', { rounds: ROUNDS, calls: CALLS, results });
 }
 
 main().catch((e) => {

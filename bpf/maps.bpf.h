@@ -78,13 +78,14 @@ struct gb_thread_ctx {
 	__u8 _pad[6];
 };
 
-/* Syscall arguments saved at enter, used at exit. */
+/* Syscall arguments saved at enter, used at exit (task-local storage: no
+ * hash update or delete per syscall, freed with the thread). */
 struct gb_io_args {
 	__u64 buf;     /* user buffer, iovec, msghdr or mmsghdr pointer */
 	__u64 sk;      /* struct sock * resolved at enter */
 	__u64 ts;      /* enter time: a send is stamped when its data is handed over */
 	struct gb_tuple tuple;
-	__u16 syscall;
+	__u16 syscall; /* 0: nothing saved */
 	__u16 _pad;
 };
 
@@ -111,9 +112,9 @@ struct {
 
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, GB_MAX_THREADS);
-	__type(key, __u64); /* pid_tgid */
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct gb_io_args);
 } io_args_map SEC(".maps") __weak;
 

@@ -35,12 +35,18 @@ static __always_inline void tuple_from_skops(struct bpf_sock_ops *s, struct gb_t
 	t->remote_port = (__u16)bpf_ntohl(s->remote_port);
 }
 
-static __always_inline void enable_callbacks(struct bpf_sock_ops *s)
+/* Requests flow from client to server, so only client sockets write the
+ * option: a server socket without the write callback costs nothing per
+ * segment it sends. Parsing runs only for segments that carry an option
+ * the kernel does not know, so every socket parses (and counts forgeries). */
+static __always_inline void enable_callbacks(struct bpf_sock_ops *s, int write)
 {
-	bpf_sock_ops_cb_flags_set(s, s->bpf_sock_ops_cb_flags |
-					     BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG |
-					     BPF_SOCK_OPS_PARSE_UNKNOWN_HDR_OPT_CB_FLAG |
-					     BPF_SOCK_OPS_STATE_CB_FLAG);
+	int flags = s->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_PARSE_UNKNOWN_HDR_OPT_CB_FLAG | BPF_SOCK_OPS_STATE_CB_FLAG;
+	if (write)
+		flags |= BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG;
+	else
+		flags &= ~BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG;
+	bpf_sock_ops_cb_flags_set(s, flags);
 }
 
 static __always_inline void record_role(struct bpf_sock_ops *s, __u8 role)
@@ -246,14 +252,14 @@ int gearbox_sockops(struct bpf_sock_ops *s)
 	switch (s->op) {
 	case BPF_SOCK_OPS_TCP_CONNECT_CB:
 	case BPF_SOCK_OPS_TCP_LISTEN_CB: /* so that options on SYNs are seen (and refused) */
-		enable_callbacks(s);
+		enable_callbacks(s, 1);
 		break;
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
-		enable_callbacks(s);
+		enable_callbacks(s, 1);
 		record_role(s, GB_ROLE_CLIENT);
 		break;
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
-		enable_callbacks(s);
+		enable_callbacks(s, 0);
 		record_role(s, GB_ROLE_SERVER);
 		count_syn_option(s);
 		break;

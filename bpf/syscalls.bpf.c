@@ -25,50 +25,53 @@
 #define IPPROTO_TCP 6
 #define MMSG_MAX 8
 
+/* Kernel memory read through typed pointers: each field load is one guarded
+ * instruction instead of a bpf_probe_read_kernel call per field. */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
+#define kernel_ptr(type, p) ((type *)bpf_rdonly_cast((void *)(p), bpf_core_type_id_kernel(type)))
+
 /* task -> files -> fd table -> file -> socket -> sock, or NULL if the fd is
  * not a TCP socket over IPv4/IPv6. */
 static __always_inline struct sock *tcp_sock_from_fd(int fd)
 {
 	if (fd < 0)
 		return NULL;
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	if (!fdt)
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt = task->files->fdt;
+	if ((unsigned int)fd >= fdt->max_fds)
 		return NULL;
-	if ((unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+	struct file **fds = fdt->fd;
+	struct file *fp = NULL;
+	bpf_probe_read_kernel(&fp, sizeof(fp), &fds[fd]);
+	if (!fp)
 		return NULL;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
-	struct file *f = NULL;
-	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
-	if (!f)
+	struct file *f = kernel_ptr(struct file, fp);
+	if ((f->f_inode->i_mode & S_IFMT) != S_IFSOCK)
 		return NULL;
-	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
-	if ((mode & S_IFMT) != S_IFSOCK)
-		return NULL;
-	struct socket *so = BPF_CORE_READ(f, private_data);
-	struct sock *sk = BPF_CORE_READ(so, sk);
+	struct socket *so = kernel_ptr(struct socket, f->private_data);
+	struct sock *sk = so->sk;
 	if (!sk)
 		return NULL;
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP || BPF_CORE_READ(sk, sk_type) != SOCK_STREAM)
+	if (sk->sk_protocol != IPPROTO_TCP || sk->sk_type != SOCK_STREAM)
 		return NULL;
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 family = sk->__sk_common.skc_family;
 	if (family != AF_INET && family != AF_INET6)
 		return NULL;
 	return sk;
 }
 
-static __always_inline void tuple_from_sock(struct sock *sk, struct gb_tuple *t)
+static __always_inline void tuple_from_sock(struct sock *skp, struct gb_tuple *t)
 {
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	if (family == AF_INET) {
-		set_v4mapped(t->local_addr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
-		set_v4mapped(t->remote_addr, BPF_CORE_READ(sk, __sk_common.skc_daddr));
+	struct sock_common *sk = kernel_ptr(struct sock_common, skp);
+	if (sk->skc_family == AF_INET) {
+		set_v4mapped(t->local_addr, sk->skc_rcv_saddr);
+		set_v4mapped(t->remote_addr, sk->skc_daddr);
 	} else {
-		BPF_CORE_READ_INTO(&t->local_addr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(&t->remote_addr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&t->local_addr, sk, skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&t->remote_addr, sk, skc_v6_daddr.in6_u.u6_addr8);
 	}
-	t->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
-	t->remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	t->local_port = sk->skc_num;
+	t->remote_port = bpf_ntohs(sk->skc_dport);
 }
 
 /* Processes excluded by name; looked at only for TCP socket I/O. */
@@ -479,6 +482,13 @@ static __always_inline void emit(struct gb_conn_state *c, struct gb_io_args *a, 
 #define MSG_PEEK 2
 #define EINPROGRESS 115
 
+/* This thread's slot for the arguments of the syscall in progress. */
+static __always_inline struct gb_io_args *io_args_slot(int create)
+{
+	return bpf_task_storage_get(&io_args_map, bpf_get_current_task_btf(), 0,
+				    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+}
+
 static __always_inline int on_enter(struct trace_event_raw_sys_enter *ctx, __u16 sc, __u8 dir, int flags_arg)
 {
 	if (!in_scope())
@@ -491,31 +501,35 @@ static __always_inline int on_enter(struct trace_event_raw_sys_enter *ctx, __u16
 	if (!sk || excluded_task())
 		return 0;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct gb_io_args a = {};
-	a.buf = ctx->args[1];
-	a.sk = (__u64)sk;
-	a.syscall = sc;
-	tuple_from_sock(sk, &a.tuple);
+	struct gb_io_args *a = io_args_slot(1);
+	if (!a)
+		return 0;
+	a->buf = ctx->args[1];
+	a->sk = (__u64)sk;
+	a->ts = 0;
+	a->syscall = sc;
+	tuple_from_sock(sk, &a->tuple);
 	if (dir == GB_DIR_SEND) {
 		/* Before the data leaves: the context must be in its segments. */
-		struct gb_conn_state *c = conn_lookup_or_create(&a.tuple);
-		if (!c)
+		struct gb_conn_state *c = conn_lookup_or_create(&a->tuple);
+		if (!c) {
+			a->syscall = 0;
 			return 0;
-		a.ts = bpf_ktime_get_ns();
-		track_message(c, &a.tuple, dir, thread_state(pid_tgid, 1), pid_tgid, a.ts);
+		}
+		a->ts = bpf_ktime_get_ns();
+		track_message(c, &a->tuple, dir, thread_state(pid_tgid, 1), pid_tgid, a->ts);
 	}
-	bpf_map_update_elem(&io_args_map, &pid_tgid, &a, BPF_ANY);
 	return 0;
 }
 
-/* The arguments the enter of syscall `sc` saved for this thread, removed. */
-static __always_inline int take_io_args(__u64 pid_tgid, __u16 sc, struct gb_io_args *out)
+/* The arguments the enter of syscall `sc` saved for this thread, taken. */
+static __always_inline int take_io_args(__u16 sc, struct gb_io_args *out)
 {
-	struct gb_io_args *ap = bpf_map_lookup_elem(&io_args_map, &pid_tgid);
-	if (!ap)
+	struct gb_io_args *ap = io_args_slot(0);
+	if (!ap || ap->syscall == 0)
 		return 0;
 	*out = *ap;
-	bpf_map_delete_elem(&io_args_map, &pid_tgid);
+	ap->syscall = 0;
 	return out->syscall == sc;
 }
 
@@ -523,7 +537,7 @@ static __always_inline int on_exit(struct trace_event_raw_sys_exit *ctx, __u16 s
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct gb_io_args a;
-	if (!take_io_args(pid_tgid, sc, &a))
+	if (!take_io_args(sc, &a))
 		return 0;
 	long ret = ctx->ret;
 	if (ret <= 0)
@@ -575,10 +589,11 @@ int gb_enter_connect(struct trace_event_raw_sys_enter *ctx)
 	struct sock *sk = tcp_sock_from_fd((int)ctx->args[0]);
 	if (!sk || excluded_task())
 		return 0;
-	struct gb_io_args a = {};
-	a.sk = (__u64)sk;
-	a.syscall = GB_SC_CONNECT;
-	bpf_map_update_elem(&io_args_map, &pid_tgid, &a, BPF_ANY);
+	struct gb_io_args *a = io_args_slot(1);
+	if (!a)
+		return 0;
+	a->sk = (__u64)sk;
+	a->syscall = GB_SC_CONNECT;
 	return 0;
 }
 
@@ -587,7 +602,7 @@ int gb_exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct gb_io_args a;
-	if (!take_io_args(pid_tgid, GB_SC_CONNECT, &a) || (ctx->ret != 0 && ctx->ret != -EINPROGRESS))
+	if (!take_io_args(GB_SC_CONNECT, &a) || (ctx->ret != 0 && ctx->ret != -EINPROGRESS))
 		return 0;
 	struct gb_thread_state *ts = thread_state(pid_tgid, 0);
 	next_pipelined_request(ts, pid_tgid);

@@ -44,6 +44,12 @@ const hex = (b: Buffer | undefined) => (b ? Buffer.from(b).toString('hex') : '')
 export class OtlpReceiver {
   readonly spans: ReceivedSpan[] = [];
   requests = 0;
+  /** Spans received, also when they are not kept. */
+  spanCount = 0;
+
+  /** keepSpans: false counts spans without keeping them (benchmarks). */
+  constructor(private readonly keepSpans = true) {}
+
   private server = new grpc.Server();
   port = 0;
 
@@ -64,6 +70,8 @@ export class OtlpReceiver {
         for (const rs of call.request.resourceSpans ?? []) {
           const resource = attrs(rs.resource?.attributes);
           for (const ss of rs.scopeSpans ?? []) {
+            this.spanCount += ss.spans?.length ?? 0;
+            if (!this.keepSpans) continue;
             for (const s of ss.spans ?? []) {
               this.spans.push({
                 traceId: hex(s.traceId),

@@ -1,0 +1,111 @@
+/**
+ * What the side-by-side benchmarks share: a Gearbox agent started and stopped
+ * around a measurement, child cgroups to put workloads in, medians, and the
+ * one results file every benchmark adds its section to.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+
+export const ROOT = path.resolve(__dirname, '..', '..');
+const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
+const CG_ROOT = '/sys/fs/cgroup/unified';
+
+export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+export function requireRoot(): void {
+  if (process.getuid?.() !== 0) throw new Error('the benchmark needs root (BPF, cgroups)');
+}
+
+/** A child cgroup tree for one benchmark run, removed by `remove()`. */
+export class BenchCgroups {
+  readonly base = path.join(CG_ROOT, `gearbox-bench-${crypto.randomBytes(2).toString('hex')}`);
+  private readonly made: string[] = [];
+
+  make(name: string): string {
+    const dir = path.join(this.base, name);
+    fs.mkdirSync(dir, { recursive: true });
+    this.made.push(dir);
+    return dir;
+  }
+
+  remove(): void {
+    for (const d of [...this.made.reverse(), this.base]) {
+      try {
+        if (fs.existsSync(path.join(d, 'cgroup.kill'))) fs.writeFileSync(path.join(d, 'cgroup.kill'), '1');
+      } catch {
+        /* already empty */
+      }
+    }
+    for (const d of [...this.made, this.base]) {
+      for (let i = 0; i < 50; i++) {
+        try {
+          fs.rmdirSync(d);
+          break;
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'ENOENT') break;
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20); // processes still exiting
+        }
+      }
+    }
+  }
+}
+
+export interface RunningAgent {
+  proc: ChildProcess;
+  log: string[];
+}
+
+/** Starts `gearbox run` on `cgroup` and resolves once its programs are attached. */
+export async function startAgent(cgroup: string, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<RunningAgent> {
+  const proc = spawn(process.execPath, [CLI, 'run', '--cgroup', cgroup, ...extraArgs], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  const log: string[] = [];
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    const t = setTimeout(() => reject(new Error(`agent did not attach: ${out}`)), 20_000);
+    proc.stdout?.on('data', (d) => {
+      out += d;
+      for (const line of String(d).split('\n')) if (line) log.push(line);
+      if (out.includes('"msg":"attached"')) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+    proc.stderr?.on('data', (d) => (out += d));
+    proc.once('exit', (c) => {
+      clearTimeout(t);
+      reject(new Error(`agent exited ${c}: ${out}`));
+    });
+  });
+  return { proc, log };
+}
+
+export async function stopAgent(agent: RunningAgent): Promise<void> {
+  if (agent.proc.exitCode !== null) return;
+  agent.proc.kill('SIGTERM');
+  await new Promise((r) => agent.proc.once('exit', r));
+}
+
+/** User + system CPU seconds of a process so far. */
+export function cpuSeconds(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in USER_HZ (100)
+}
+
+/** Resident set size of a process in MiB. */
+export function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** Adds (replaces) one benchmark's section of bench/results.json. */
+export function saveResults(section: string, value: unknown): void {
+  const file = path.join(ROOT, 'bench', 'results.json');
+  const prev = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : {};
+  fs.writeFileSync(file, JSON.stringify({ ...prev, [section]: { date: new Date().toISOString(), ...(value as object) } }, null, 2) + '\n');
+}
