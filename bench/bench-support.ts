@@ -59,7 +59,9 @@ export interface RunningAgent {
 
 /** Starts `gearbox run` on `cgroup` and resolves once its programs are attached. */
 export async function startAgent(cgroup: string, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<RunningAgent> {
-  const proc = spawn(process.execPath, [CLI, 'run', '--cgroup', cgroup, ...extraArgs], {
+  // BENCH_AGENT_NODE_FLAGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the agent.
+  const nodeFlags = (process.env.BENCH_AGENT_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const proc = spawn(process.execPath, [...nodeFlags, CLI, 'run', '--cgroup', cgroup, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   });
@@ -108,4 +110,34 @@ export function saveResults(section: string, value: unknown): void {
   const file = path.join(ROOT, 'bench', 'results.json');
   const prev = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : {};
   fs.writeFileSync(file, JSON.stringify({ ...prev, [section]: { date: new Date().toISOString(), ...(value as object) } }, null, 2) + '\n');
+}
+
+/** The count-only OTLP receiver (bench/otlp-sink.ts) in a child process. */
+export class OtlpSink {
+  private constructor(
+    private readonly proc: ChildProcess,
+    readonly endpoint: string,
+    private readonly lines: AsyncIterator<string>,
+  ) {}
+
+  static async start(): Promise<OtlpSink> {
+    const proc = spawn(process.execPath, [path.join(__dirname, 'otlp-sink.js')], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const rl = (await import('node:readline')).createInterface({ input: proc.stdout! });
+    const lines = rl[Symbol.asyncIterator]();
+    const first = await lines.next();
+    if (first.done) throw new Error('the OTLP sink did not start');
+    return new OtlpSink(proc, first.value, lines);
+  }
+
+  /** Spans received so far. */
+  async count(): Promise<number> {
+    this.proc.stdin!.write('count\n');
+    const r = await this.lines.next();
+    return Number(r.value);
+  }
+
+  async stop(): Promise<void> {
+    this.proc.stdin!.end();
+    await new Promise((r) => this.proc.once('exit', r));
+  }
 }

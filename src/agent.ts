@@ -6,7 +6,7 @@ import { KernelTracer, defaultObjectPath } from './bpf/kernel-tracer';
 import { requireRunPrerequisites } from './bpf/prerequisites';
 import type { PeerPrefix } from './bpf/trusted-peers';
 import { ScopeLock } from './bpf/scope-lock';
-import { decodeEvent } from './events/decoder';
+import { EventView } from './events/decoder';
 import { Flag } from './events/layout';
 import { EventRecorder } from './events/replay';
 import { Correlator, type Exchange } from './trace/correlator';
@@ -135,11 +135,14 @@ export class Agent {
     this.tracer.ring.drain(this.onRecord);
   }
 
+  /** Every record is decoded into this one object (see EventView). */
+  private readonly event = new EventView();
+
   private readonly onRecord = (bytes: Buffer, view: DataView, off: number, len: number): void => {
     this.recorder?.write(bytes.subarray(off, off + len));
     let ev;
     try {
-      ev = decodeEvent(bytes, view, off, len);
+      ev = this.event.load(bytes, view, off, len);
     } catch {
       this.decodeErrors++;
       return;

@@ -8,7 +8,6 @@ import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import {
   ATTR_CLIENT_ADDRESS,
-  ATTR_CLIENT_PORT,
   ATTR_ERROR_TYPE,
   ATTR_HTTP_REQUEST_METHOD,
   ATTR_HTTP_RESPONSE_STATUS_CODE,
@@ -54,7 +53,7 @@ export interface SpanExtras {
  * request of a client that itself serves a request is a root linked to it.
  */
 export function buildSpans(ex: Exchange, resource: Resource, clock: WallClock): ReadableSpan[] {
-  if (ex.role === Role.GB_ROLE_CLIENT && ex.request.head && looksLikeHttpRequest(ex.request.head)) {
+  if (ex.role === Role.GB_ROLE_CLIENT && ex.request.head && mayHoldPipelinedRequests(ex, ex.request.head)) {
     const parts = splitPipelinedRequests(ex.request.head);
     if (parts.length > 1) {
       const responses = ex.response?.head ? splitResponses(ex.response.head, parts.length) : [];
@@ -66,6 +65,7 @@ export function buildSpans(ex: Exchange, resource: Resource, clock: WallClock): 
           traceId: ids.traceId,
           spanId: ids.spanId,
           parentSpanId: k === 0 ? ex.parentSpanId : '',
+          protocol: undefined, // the heads differ from the exchange's
           request: { ...ex.request, head: part },
           response: ex.response && { ...ex.response, head: responses[k] },
         };
@@ -80,24 +80,34 @@ export function buildSpans(ex: Exchange, resource: Resource, clock: WallClock): 
   return [buildSpan(ex, resource, clock, extras)];
 }
 
+/** Bytes follow the first HTTP request in the head (or its parse is not known yet). */
+function mayHoldPipelinedRequests(ex: Exchange, head: Buffer): boolean {
+  if (ex.protocol === undefined) return looksLikeHttpRequest(head);
+  if (ex.protocol.protocol !== 'http') return false;
+  const { headLength, contentLength } = ex.protocol.request;
+  return headLength !== undefined && headLength + (contentLength ?? 0) < head.length;
+}
+
 export function buildSpan(ex: Exchange, resource: Resource, clock: WallClock, extras: SpanExtras = {}): ReadableSpan {
   const server = ex.role === Role.GB_ROLE_SERVER;
-  const view = identify(ex.request.head, ex.response?.head);
+  const view = ex.protocol ?? identify(ex.request.head, ex.response?.head);
+  // What the semantic conventions require or recommend, and no more: every
+  // attribute is paid for per span in the exporter. network.transport (tcp)
+  // and network.protocol.name (http) are left out where they are the default.
   const attrs: Attributes = {
-    [ATTR_NETWORK_TRANSPORT]: 'tcp',
-    [ATTR_NETWORK_TYPE]: isIpv4(ex.tuple.remoteAddr) ? 'ipv4' : 'ipv6',
     [ATTR_NETWORK_PEER_ADDRESS]: ex.tuple.remoteAddr,
     [ATTR_NETWORK_PEER_PORT]: ex.tuple.remotePort,
     [ATTR_THREAD_ID]: ex.request.tid,
     'gearbox.request.bytes': ex.request.bytes,
     'gearbox.response.bytes': ex.response?.bytes ?? 0,
-    'gearbox.end_reason': ex.endReason ?? 'unknown',
   };
+  // How the span ended, when it is not the ordinary way (response complete or next request).
+  if (ex.endReason !== 'complete' && ex.endReason !== 'next-request') attrs['gearbox.end_reason'] = ex.endReason ?? 'unknown';
+  if (!isIpv4(ex.tuple.remoteAddr)) attrs[ATTR_NETWORK_TYPE] = 'ipv6';
   if (server) {
     attrs[ATTR_SERVER_ADDRESS] = ex.tuple.localAddr;
     attrs[ATTR_SERVER_PORT] = ex.tuple.localPort;
     attrs[ATTR_CLIENT_ADDRESS] = ex.tuple.remoteAddr;
-    attrs[ATTR_CLIENT_PORT] = ex.tuple.remotePort;
   } else {
     attrs[ATTR_SERVER_ADDRESS] = ex.tuple.remoteAddr;
     attrs[ATTR_SERVER_PORT] = ex.tuple.remotePort;
@@ -114,7 +124,6 @@ export function buildSpan(ex: Exchange, resource: Resource, clock: WallClock, ex
       attrs[ATTR_URL_PATH] = request.path;
       if (request.query !== undefined) attrs[ATTR_URL_QUERY] = request.query;
       attrs[ATTR_URL_SCHEME] = 'http';
-      attrs[ATTR_NETWORK_PROTOCOL_NAME] = 'http';
       attrs[ATTR_NETWORK_PROTOCOL_VERSION] = request.version;
       if (request.userAgent) attrs[ATTR_USER_AGENT_ORIGINAL] = request.userAgent;
       if (!server) {
@@ -143,6 +152,7 @@ export function buildSpan(ex: Exchange, resource: Resource, clock: WallClock, ex
     }
     default:
       name = `tcp ${server ? ex.tuple.localPort : ex.tuple.remotePort}`;
+      attrs[ATTR_NETWORK_TRANSPORT] = 'tcp';
   }
   if (!ex.response) {
     status = { code: SpanStatusCode.ERROR, message: `no response (${ex.endReason ?? 'unknown'})` };

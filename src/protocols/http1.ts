@@ -27,10 +27,14 @@ export interface HttpResponseHead {
   close: boolean;
 }
 
-function firstLine(buf: Buffer): string | null {
-  const end = buf.indexOf('\r\n');
-  if (end <= 0 || end > 8192) return null;
-  return buf.toString('latin1', 0, end);
+const CR = 0x0d;
+const LF = 0x0a;
+
+/** End of the first line (index of its CR), or -1 when there is none in reach. */
+function firstLineEnd(buf: Buffer): number {
+  const lf = buf.indexOf(LF);
+  if (lf <= 1 || lf > 8192 || buf[lf - 1] !== CR) return -1;
+  return lf - 1;
 }
 
 interface HeadFields {
@@ -42,34 +46,61 @@ interface HeadFields {
   headLength?: number;
 }
 
-/** The few header fields Gearbox uses, in one pass over the head. */
-function headers(buf: Buffer): HeadFields {
-  const text = buf.toString('latin1');
-  const endIdx = text.indexOf('\r\n\r\n');
-  const limit = endIdx >= 0 ? endIdx : text.length;
-  const out: HeadFields = { headLength: endIdx >= 0 ? endIdx + 4 : undefined };
-  let pos = text.indexOf('\r\n');
-  while (pos >= 0 && pos < limit) {
-    const start = pos + 2;
-    let end = text.indexOf('\r\n', start);
-    // Without the terminating blank line the last line may be cut: ignore it.
-    if (end < 0 || end > limit) {
-      if (endIdx < 0) break;
-      end = limit;
-    }
-    const c = text.indexOf(':', start);
-    if (c > start && c < end) {
-      const name = text.slice(start, c).trim().toLowerCase();
-      const value = () => text.slice(c + 1, end).trim();
-      if (name === 'host') out.host = value();
-      else if (name === 'user-agent') out.userAgent = value();
-      else if (name === 'content-length') out.contentLength = value();
-      else if (name === 'transfer-encoding') out.transferEncoding = value();
-      else if (name === 'connection') out.connection = value();
-    }
-    pos = end;
+type WantedField = keyof Omit<HeadFields, 'headLength'>;
+/** Header names Gearbox reads, lower case, by length (other fields cost one length check). */
+const WANTED_BY_LENGTH = new Map<number, [string, WantedField][]>();
+for (const [name, key] of [
+  ['host', 'host'],
+  ['user-agent', 'userAgent'],
+  ['content-length', 'contentLength'],
+  ['transfer-encoding', 'transferEncoding'],
+  ['connection', 'connection'],
+] as [string, WantedField][]) {
+  const list = WANTED_BY_LENGTH.get(name.length) ?? [];
+  list.push([name, key]);
+  WANTED_BY_LENGTH.set(name.length, list);
+}
+
+/** buf[start, start+name.length) equals `name` (lower case ASCII), ignoring case. */
+function nameIs(buf: Buffer, start: number, name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const c = buf[start + i];
+    if ((c >= 0x41 && c <= 0x5a ? c | 0x20 : c) !== name.charCodeAt(i)) return false;
   }
-  return out;
+  return true;
+}
+
+/**
+ * The few header fields Gearbox uses, in one pass over the bytes after the
+ * first line (which ends at `lineEnd`). Without the terminating blank line
+ * the last line may be cut: it is ignored, and headLength stays undefined.
+ */
+function headers(buf: Buffer, lineEnd: number): HeadFields {
+  const out: HeadFields = {};
+  let start = lineEnd + 2;
+  for (;;) {
+    const lf = buf.indexOf(LF, start);
+    if (lf < 0) return out; // cut
+    const end = lf > start && buf[lf - 1] === CR ? lf - 1 : lf;
+    if (end === start) {
+      out.headLength = lf + 1; // the blank line
+      return out;
+    }
+    const colon = buf.indexOf(0x3a, start);
+    // RFC 9112: no whitespace between a field name and its colon.
+    if (colon > start && colon < end) {
+      const candidates = WANTED_BY_LENGTH.get(colon - start);
+      if (candidates) {
+        for (const [name, key] of candidates) {
+          if (nameIs(buf, start, name)) {
+            out[key] = buf.toString('latin1', colon + 1, end).trim();
+            break;
+          }
+        }
+      }
+    }
+    start = lf + 1;
+  }
 }
 
 function parseLength(v: string | undefined): number | undefined {
@@ -82,32 +113,11 @@ export function looksLikeHttpRequest(buf: Buffer): boolean {
   return sp > 2 && sp < 8 && METHODS.has(buf.toString('latin1', 0, sp));
 }
 
-// A head is parsed once however many times it is asked about (correlator, span builder).
-const requestMemo = new WeakMap<Buffer, HttpRequestHead | null>();
-const responseMemo = new WeakMap<Buffer, HttpResponseHead | null>();
-
 export function parseHttpRequest(buf: Buffer): HttpRequestHead | null {
-  let r = requestMemo.get(buf);
-  if (r === undefined) {
-    r = parseHttpRequestUncached(buf);
-    requestMemo.set(buf, r);
-  }
-  return r;
-}
-
-export function parseHttpResponse(buf: Buffer): HttpResponseHead | null {
-  let r = responseMemo.get(buf);
-  if (r === undefined) {
-    r = parseHttpResponseUncached(buf);
-    responseMemo.set(buf, r);
-  }
-  return r;
-}
-
-function parseHttpRequestUncached(buf: Buffer): HttpRequestHead | null {
   if (!looksLikeHttpRequest(buf)) return null;
-  const line = firstLine(buf);
-  if (!line) return null;
+  const lineEnd = firstLineEnd(buf);
+  if (lineEnd < 0) return null;
+  const line = buf.toString('latin1', 0, lineEnd);
   const m = /^([A-Z]+) (\S+) HTTP\/(\d\.\d)$/.exec(line);
   if (!m || !METHODS.has(m[1])) return null;
   const target = m[2];
@@ -118,7 +128,7 @@ function parseHttpRequestUncached(buf: Buffer): HttpRequestHead | null {
     const slash = pathPart.indexOf('/', pathPart.indexOf('//') + 2);
     pathPart = slash >= 0 ? pathPart.slice(slash) : '/';
   }
-  const h = headers(buf);
+  const h = headers(buf, lineEnd);
   return {
     method: m[1],
     target,
@@ -136,13 +146,14 @@ export function looksLikeHttpResponse(buf: Buffer): boolean {
   return buf.length >= 12 && buf.toString('latin1', 0, 7) === 'HTTP/1.';
 }
 
-function parseHttpResponseUncached(buf: Buffer): HttpResponseHead | null {
+export function parseHttpResponse(buf: Buffer): HttpResponseHead | null {
   if (!looksLikeHttpResponse(buf)) return null;
-  const line = firstLine(buf);
-  if (!line) return null;
+  const lineEnd = firstLineEnd(buf);
+  if (lineEnd < 0) return null;
+  const line = buf.toString('latin1', 0, lineEnd);
   const m = /^HTTP\/(\d\.\d) (\d{3})(?: .*)?$/.exec(line);
   if (!m) return null;
-  const h = headers(buf);
+  const h = headers(buf, lineEnd);
   const te = h.transferEncoding?.toLowerCase() ?? '';
   const conn = h.connection?.toLowerCase() ?? '';
   return {

@@ -25,19 +25,8 @@ export function identify(requestHead?: Buffer, responseHead?: Buffer): ProtocolV
  * Content-Length or a bodyless status, a Redis reply that fit in the head);
  * undefined when the protocol cannot say (chunked, cut heads, unknown).
  */
-export function expectedResponseBytes(requestHead: Buffer | undefined, responseHead: Buffer | undefined): number | undefined {
-  if (!requestHead || !responseHead) return undefined;
-  const req = parseHttpRequest(requestHead);
-  if (req) {
-    const resp = parseHttpResponse(responseHead);
-    return resp ? httpResponseLength(resp, req.method) : undefined;
-  }
-  if (parseRedisCommand(requestHead)) return parseRedisReply(responseHead)?.length;
+export function expectedResponseBytes(view: ProtocolView): number | undefined {
+  if (view.protocol === 'http') return view.response ? httpResponseLength(view.response, view.request.method) : undefined;
+  if (view.protocol === 'redis') return view.reply?.length;
   return undefined;
-}
-
-/** true when `responseBytes` bytes make the whole response (see expectedResponseBytes). */
-export function responseComplete(requestHead: Buffer | undefined, responseHead: Buffer | undefined, responseBytes: number): boolean {
-  const expected = expectedResponseBytes(requestHead, responseHead);
-  return expected !== undefined && responseBytes >= expected;
 }

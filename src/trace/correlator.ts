@@ -13,7 +13,7 @@
  */
 import { Direction, EventType, Flag, Role } from '../events/layout';
 import type { KernelEvent, Tuple } from '../events/decoder';
-import { expectedResponseBytes } from '../protocols';
+import { expectedResponseBytes, identify, type ProtocolView } from '../protocols';
 import { splitPipelinedRequests } from '../protocols/http1';
 
 export interface Message {
@@ -48,6 +48,8 @@ export interface Exchange {
   expectedResponseBytes?: number;
   /** k >= 1: a request that arrived pipelined behind k others in one read (server side). */
   pipelineIndex?: number;
+  /** The heads parsed (once, when the response head arrived); valid for request.head/response.head as they are. */
+  protocol?: ProtocolView;
 }
 
 export interface CorrelatorOptions {
@@ -73,6 +75,8 @@ interface Conn {
   lastNs: number;
   /** Open and ended-but-not-emitted exchanges, by request msg_seq. */
   exchanges: Map<number, Exchange>;
+  /** Request seqs of exchanges not yet ended (a handful at most). */
+  unended: number[];
   /** Highest request seq emitted: events for it or below are late. */
   emittedSeq: number;
   closed: boolean;
@@ -129,7 +133,7 @@ export class Correlator {
       // open the exchange from either side; ids are on every event.
       ex = this.open(conn, reqSeq, ev);
     }
-    if (ev.tuple && conn.tuple === UNKNOWN_TUPLE) conn.tuple = ex.tuple = ev.tuple;
+    if (conn.tuple === UNKNOWN_TUPLE && ev.tuple) conn.tuple = ex.tuple = ev.tuple;
     const msg = isRequest ? ex.request : (ex.response ??= newMessage(ev));
     addToMessage(msg, ev);
     if (isRequest && ev.payload?.length && !(ev.flags & Flag.GB_F_PIPELINED)) conn.lastRequestHead = ev.payload;
@@ -137,7 +141,10 @@ export class Correlator {
       ex.pipelineIndex = ev.pipelineIdx;
       ex.request.head = splitPipelinedRequests(conn.lastRequestHead ?? Buffer.alloc(0))[ev.pipelineIdx];
     }
-    if (ev.payload && (!isRequest || ex.response?.head)) ex.expectedResponseBytes = expectedResponseBytes(ex.request.head, ex.response?.head);
+    if (ev.payload && (!isRequest || ex.response?.head)) {
+      ex.protocol = identify(ex.request.head, ex.response?.head);
+      ex.expectedResponseBytes = expectedResponseBytes(ex.protocol);
+    }
     if (!isRequest && !ex.endReason && ex.expectedResponseBytes !== undefined && msg.bytes >= ex.expectedResponseBytes) {
       this.end(conn, reqSeq, ex, 'complete', ev.tsNs);
     }
@@ -151,7 +158,7 @@ export class Correlator {
     for (const conn of this.conns.values()) {
       if (nowNs - conn.lastNs < this.opts.idleNs) continue;
       // Ended as of its last activity: it has been quiet for idleNs already.
-      for (const [seq, ex] of conn.exchanges) if (!ex.endReason) this.end(conn, seq, ex, 'idle', conn.lastNs);
+      this.endAll(conn, 'idle', conn.lastNs);
     }
     if (this.ended.length > 0) {
       const keep: Ended[] = [];
@@ -169,9 +176,7 @@ export class Correlator {
 
   /** Ends and emits everything (agent shutdown). */
   flush(): void {
-    for (const conn of this.conns.values()) {
-      for (const [seq, ex] of conn.exchanges) if (!ex.endReason) this.end(conn, seq, ex, 'shutdown', conn.lastNs);
-    }
+    for (const conn of this.conns.values()) this.endAll(conn, 'shutdown', conn.lastNs);
     for (const e of this.ended) this.emit(e);
     this.ended = [];
     this.conns.clear();
@@ -182,7 +187,7 @@ export class Correlator {
     let conn = this.conns.get(ev.connId);
     if (!conn) {
       if (this.conns.size >= this.opts.maxConnections) this.evictOldest();
-      conn = { id: ev.connId, role: ev.role, tuple: ev.tuple ?? UNKNOWN_TUPLE, lastNs: ev.tsNs, exchanges: new Map(), emittedSeq: -1, closed: false };
+      conn = { id: ev.connId, role: ev.role, tuple: ev.tuple ?? UNKNOWN_TUPLE, lastNs: ev.tsNs, exchanges: new Map(), unended: [], emittedSeq: -1, closed: false };
       this.conns.set(ev.connId, conn);
       this.stats.connections = this.conns.size;
     }
@@ -201,20 +206,28 @@ export class Correlator {
       request: newMessage(ev),
     };
     // A new request ends every earlier exchange on this connection.
-    for (const [seq, other] of conn.exchanges) {
-      if (seq < reqSeq && !other.endReason) this.end(conn, seq, other, 'next-request', ev.tsNs);
+    for (let i = conn.unended.length - 1; i >= 0; i--) {
+      const seq = conn.unended[i];
+      if (seq < reqSeq) this.end(conn, seq, conn.exchanges.get(seq)!, 'next-request', ev.tsNs);
     }
     if (conn.exchanges.size >= this.opts.maxOpenPerConnection) {
       const [oldSeq, oldest] = conn.exchanges.entries().next().value as [number, Exchange];
       if (!oldest.endReason) this.end(conn, oldSeq, oldest, 'evicted', ev.tsNs);
     }
     conn.exchanges.set(reqSeq, ex);
+    conn.unended.push(reqSeq);
     return ex;
   }
 
   private end(conn: Conn, seq: number, ex: Exchange, reason: EndReason, atNs: number): void {
     ex.endReason = reason;
+    const i = conn.unended.indexOf(seq);
+    if (i >= 0) conn.unended.splice(i, 1);
     this.ended.push({ conn, seq, ex, atNs });
+  }
+
+  private endAll(conn: Conn, reason: EndReason, atNs: number): void {
+    for (const seq of [...conn.unended]) this.end(conn, seq, conn.exchanges.get(seq)!, reason, atNs);
   }
 
   private emit(e: Ended): void {
@@ -240,14 +253,14 @@ export class Correlator {
     if (!conn) return;
     conn.closed = true;
     conn.lastNs = Math.max(conn.lastNs, ev.tsNs);
-    for (const [seq, ex] of conn.exchanges) if (!ex.endReason) this.end(conn, seq, ex, 'close', ev.tsNs);
+    this.endAll(conn, 'close', ev.tsNs);
   }
 
   private evictOldest(): void {
     let oldest: Conn | undefined;
     for (const c of this.conns.values()) if (!oldest || c.lastNs < oldest.lastNs) oldest = c;
     if (!oldest) return;
-    for (const [seq, ex] of oldest.exchanges) if (!ex.endReason) this.end(oldest, seq, ex, 'evicted', oldest.lastNs);
+    this.endAll(oldest, 'evicted', oldest.lastNs);
     this.conns.delete(oldest.id);
     this.stats.evictedConnections++;
   }

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { countPipelinedRequests, httpResponseLength, parseHttpRequest, parseHttpResponse } from '../../src/protocols/http1';
 import { parseRedisCommand, parseRedisReply } from '../../src/protocols/redis';
-import { identify, responseComplete } from '../../src/protocols';
+import { expectedResponseBytes, identify } from '../../src/protocols';
 
 const b = (s: string) => Buffer.from(s, 'latin1');
 
@@ -55,12 +55,11 @@ test('Redis RESP: commands, inline commands, replies, errors, completeness', () 
   assert.equal(parseRedisReply(b('HTTP/1.1 200 OK\r\n')), null);
 });
 
-test('identify and responseComplete pick the protocol from the request head', () => {
+test('identify and expectedResponseBytes pick the protocol from the request head', () => {
   assert.equal(identify(b('GET / HTTP/1.1\r\n\r\n')).protocol, 'http');
   assert.equal(identify(b('*1\r\n$4\r\nPING\r\n')).protocol, 'redis');
   assert.equal(identify(b('\x00\x01binary')).protocol, 'tcp');
   assert.equal(identify(undefined).protocol, 'tcp');
-  assert.equal(responseComplete(b('*1\r\n$4\r\nPING\r\n'), b('+PONG\r\n'), 7), true);
-  assert.equal(responseComplete(b('*1\r\n$4\r\nPING\r\n'), b('+PONG\r\n'), 6), false);
-  assert.equal(responseComplete(b('x'), b('y'), 1), false);
+  assert.equal(expectedResponseBytes(identify(b('*1\r\n$4\r\nPING\r\n'), b('+PONG\r\n'))), 7);
+  assert.equal(expectedResponseBytes(identify(b('x'), b('y'))), undefined);
 });

@@ -43,8 +43,9 @@ test('HTTP server span: name, kind, ids, parent, times, attributes, 5xx is an er
   assert.equal(s.attributes['server.port'], 8080);
   assert.equal(s.attributes['client.address'], '10.0.0.1');
   assert.equal(s.attributes['network.peer.port'], 41000);
-  assert.equal(s.attributes['network.type'], 'ipv4');
-  assert.equal(s.attributes['network.transport'], 'tcp');
+  assert.equal(s.attributes['network.type'], undefined, 'ipv4 is the default');
+  assert.equal(s.attributes['network.transport'], undefined, 'tcp is the default for HTTP');
+  assert.equal(s.attributes['client.port'], undefined, 'opt-in');
   assert.equal(s.status.code, SpanStatusCode.ERROR);
 });
 
