@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   requireRoot();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gearbox-bench-'));
   const bin = path.join(tmp, 'syscall-loop');
-  execFileSync('gcc', ['-O2', '-o', bin, path.join(ROOT, 'bench', 'syscall-loop.c')]);
+  execFileSync('clang', ['-O2', '-o', bin, path.join(ROOT, 'bench', 'syscall-loop.c')]);
   const cgroups = new BenchCgroups();
   const traced = cgroups.make('traced');
   const outside = cgroups.make('outside');

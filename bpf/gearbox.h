@@ -130,7 +130,7 @@ struct gb_event {
 	__u16 syscall;  /* gb_syscall */
 	__u16 payload_len;
 	__u16 pipeline_idx; /* k of a GB_F_PIPELINED request */
-	__u16 _pad;
+	__u16 conn_lost;    /* events of this connection the ring buffer could not take so far (mod 2^16) */
 	struct gb_tuple tuple;
 	__u8 trace_id[16];
 	__u8 span_id[8];

@@ -46,7 +46,9 @@ struct gb_conn_state {
 	__u8 base_flags;
 	__u8 pipelined_left;
 	__u8 pipeline_idx;
-	__u8 _pad2[5];
+	__u8 _pad2;
+	__u16 events_lost; /* this connection's events the ring buffer had no room for (mod 2^16) */
+	__u16 _pad3;
 };
 
 /* Context this host will send on a flow: written by the send path of a client

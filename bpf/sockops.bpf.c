@@ -231,6 +231,7 @@ static __always_inline void on_close(struct bpf_sock_ops *s)
 			ev->role = c->role;
 			ev->msg_seq = c->msg_seq;
 			ev->conn_id = c->conn_id;
+			ev->conn_lost = c->events_lost;
 			ev->ts_ns = bpf_ktime_get_ns();
 			ev->tuple = t;
 			bpf_ringbuf_submit(ev, 0);

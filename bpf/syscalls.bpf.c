@@ -91,11 +91,18 @@ static __always_inline int in_scope(void)
 	return (__u32)(bpf_get_current_pid_tgid() >> 32) != gb_cfg.agent_tgid;
 }
 
-static __always_inline struct gb_conn_state *conn_lookup_or_create(struct gb_tuple *t)
+#define TCP_CLOSE_STATE 7 /* TCP_CLOSE */
+
+static __always_inline struct gb_conn_state *conn_lookup_or_create(struct gb_tuple *t, struct sock *sk)
 {
 	struct gb_conn_state *c = bpf_map_lookup_elem(&conn_map, t);
 	if (c)
 		return c;
+	/* Reads of data that arrived before the peer's FIN can follow the
+	 * close (sockops has already reclaimed the state): no new state for a
+	 * closed socket, or it would never be reclaimed. */
+	if (kernel_ptr(struct sock_common, sk)->skc_state == TCP_CLOSE_STATE)
+		return NULL;
 	/* A connection that existed before the agent (or before sockops saw
 	 * its handshake): the side with the ephemeral port is the client; when
 	 * that does not tell, the first data decides (see track_message). */
@@ -193,6 +200,7 @@ static __always_inline void start_pipelined_request(struct gb_conn_state *sc, st
 			ev->conn_id = sc->conn_id;
 			ev->ts_ns = now;
 			ev->pipeline_idx = sc->pipeline_idx;
+			ev->conn_lost = sc->events_lost;
 			ev->tuple = *st;
 			__builtin_memcpy(ev->trace_id, ctx.trace_id, 16);
 			__builtin_memcpy(ev->span_id, ctx.span_id, 8);
@@ -200,6 +208,7 @@ static __always_inline void start_pipelined_request(struct gb_conn_state *sc, st
 			bpf_ringbuf_submit(ev, wakeup_flag());
 			count(GB_CNT_EVENTS_SENT);
 		} else {
+			sc->events_lost++;
 			count(GB_CNT_EVENTS_LOST);
 		}
 	}
@@ -362,7 +371,8 @@ static __always_inline void fill_event(struct gb_event *ev, struct gb_conn_state
 	ev->bytes = bytes;
 	ev->syscall = a->syscall;
 	ev->payload_len = 0;
-	ev->_pad = 0;
+	ev->pipeline_idx = 0;
+	ev->conn_lost = c->events_lost;
 	ev->tuple = a->tuple;
 	__builtin_memcpy(ev->trace_id, c->ctx.trace_id, 16);
 	__builtin_memcpy(ev->span_id, c->ctx.span_id, 8);
@@ -448,6 +458,7 @@ static __always_inline void emit(struct gb_conn_state *c, struct gb_io_args *a, 
 	if (!start) {
 		struct gb_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 		if (!ev) {
+			c->events_lost++; /* the agent sees the jump on the connection's next event */
 			count(GB_CNT_EVENTS_LOST);
 			return;
 		}
@@ -460,6 +471,7 @@ static __always_inline void emit(struct gb_conn_state *c, struct gb_io_args *a, 
 	note_process(pid_tgid, now);
 	struct gb_event_with_payload *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
+		c->events_lost++;
 		count(GB_CNT_EVENTS_LOST);
 		return;
 	}
@@ -511,7 +523,7 @@ static __always_inline int on_enter(struct trace_event_raw_sys_enter *ctx, __u16
 	tuple_from_sock(sk, &a->tuple);
 	if (dir == GB_DIR_SEND) {
 		/* Before the data leaves: the context must be in its segments. */
-		struct gb_conn_state *c = conn_lookup_or_create(&a->tuple);
+		struct gb_conn_state *c = conn_lookup_or_create(&a->tuple, sk);
 		if (!c) {
 			a->syscall = 0;
 			return 0;
@@ -545,7 +557,7 @@ static __always_inline int on_exit(struct trace_event_raw_sys_exit *ctx, __u16 s
 	/* Sends are stamped at enter (data handed to the kernel), receives at
 	 * exit (data arrived): a peer's span then always nests inside ours. */
 	__u64 now = dir == GB_DIR_SEND ? a.ts : bpf_ktime_get_ns();
-	struct gb_conn_state *c = conn_lookup_or_create(&a.tuple);
+	struct gb_conn_state *c = conn_lookup_or_create(&a.tuple, (struct sock *)a.sk);
 	if (!c)
 		return 0;
 	if (dir == GB_DIR_RECV)
@@ -631,6 +643,30 @@ int BPF_PROG(gb_fork, struct task_struct *parent, struct task_struct *child)
 	copy.pending_head = copy.pending_tail = 0; /* the queue stays with the parent */
 	copy.dispatch_queued = 0;
 	bpf_map_update_elem(&thread_state_map, &child_key, &copy, BPF_ANY);
+	return 0;
+}
+
+/* A thread that exits leaves nothing behind: its state and its queue of
+ * pending requests go, and with the main thread the process's "seen" mark
+ * (task-local storage, io_args_map, goes with the task by itself). */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(gb_task_exit, struct task_struct *task)
+{
+	__u32 tgid = task->tgid;
+	__u64 key = ((__u64)tgid << 32) | (__u32)task->pid;
+	struct gb_thread_state *ts = bpf_map_lookup_elem(&thread_state_map, &key);
+	if (ts) {
+		struct gb_pending_key k = { .pid_tgid = key };
+		for (int i = 0; i < GB_PENDING_SCAN; i++) {
+			if (ts->pending_head == ts->pending_tail)
+				break;
+			k.idx = ts->pending_head++;
+			bpf_map_delete_elem(&pending_map, &k);
+		}
+		bpf_map_delete_elem(&thread_state_map, &key);
+	}
+	if (task->pid == tgid)
+		bpf_map_delete_elem(&seen_process_map, &tgid);
 	return 0;
 }
 

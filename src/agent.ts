@@ -51,6 +51,9 @@ export class Agent {
   private loopDone?: Promise<void>;
   private statsTimer?: NodeJS.Timeout;
   decodeErrors = 0;
+  /** Ring-buffer records read (decoded or not): with the kernel's events_lost, all it produced. */
+  records = 0;
+  private lostReported = 0;
 
   constructor(private readonly opts: AgentOptions) {
     requireRunPrerequisites(opts.cgroupPath);
@@ -92,9 +95,20 @@ export class Agent {
     return {
       kernel: this.tracer.counters(),
       correlator: { ...this.correlator.stats },
-      export: { ...this.pipeline.exporter.stats },
+      export: { ...this.pipeline.exporter.stats, queued: this.pipeline.queued(), maxQueueSize: this.pipeline.maxQueueSize },
+      records: this.records,
       decodeErrors: this.decodeErrors,
+      maps: this.tracer.mapOccupancy(),
     };
+  }
+
+  /** Logs a warning when the kernel could not hand over events (at most once a second). */
+  private reportLoss(): void {
+    const lost = this.tracer.counters().events_lost ?? 0;
+    if (lost > this.lostReported) {
+      this.opts.log.warn({ lost: lost - this.lostReported, totalLost: lost, ringBufferBytes: this.opts.ringBufferBytes }, 'events lost: ring buffer full (raise --ringbuf-bytes or sample)');
+      this.lostReported = lost;
+    }
   }
 
   /** Drains what is left, exports every pending span, detaches. */
@@ -105,6 +119,7 @@ export class Agent {
     await this.loopDone;
     this.drain();
     this.correlator.flush();
+    this.reportLoss();
     const final = this.stats();
     this.tracer.stop();
     this.scopeLock.release();
@@ -119,14 +134,20 @@ export class Agent {
 
   private async loop(): Promise<void> {
     let calibrated = Date.now();
+    let lossChecked = Date.now();
     while (!this.stopping) {
       await this.tracer.ring.wait(this.opts.pollMs);
       if (this.stopping) break;
       this.drain();
       this.correlator.tick(this.clock.nowMonotonicNs());
-      if (Date.now() - calibrated > 10_000) {
+      const now = Date.now();
+      if (now - calibrated > 10_000) {
         this.clock.calibrate();
-        calibrated = Date.now();
+        calibrated = now;
+      }
+      if (now - lossChecked >= 1000) {
+        this.reportLoss();
+        lossChecked = now;
       }
     }
   }
@@ -139,6 +160,7 @@ export class Agent {
   private readonly event = new EventView();
 
   private readonly onRecord = (bytes: Buffer, view: DataView, off: number, len: number): void => {
+    this.records++;
     this.recorder?.write(bytes.subarray(off, off + len));
     let ev;
     try {

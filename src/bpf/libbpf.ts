@@ -54,6 +54,8 @@ function bind() {
     bpf_map__initial_value: bpf.func('void *bpf_map__initial_value(bpf_map *map, _Out_ size_t *psize)'),
     bpf_map_update_elem: bpf.func('int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)'),
     bpf_map_lookup_elem: bpf.func('int bpf_map_lookup_elem(int fd, const void *key, _Out_ uint8_t *value)'),
+    bpf_map_get_next_key: bpf.func('int bpf_map_get_next_key(int fd, const void *key, _Out_ uint8_t *next_key)'),
+    bpf_map__key_size: bpf.func('uint32_t bpf_map__key_size(bpf_map *map)'),
     libbpf_num_possible_cpus: bpf.func('int libbpf_num_possible_cpus(void)'),
     vsnprintf: libc.func('int vsnprintf(_Out_ uint8_t *buf, size_t size, const char *fmt, void *args)'),
     mmap: libc.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off)'),

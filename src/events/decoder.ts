@@ -26,6 +26,8 @@ export interface KernelEvent {
   syscall: number;
   /** k of a pipelined request (GB_F_PIPELINED), else 0 */
   pipelineIdx: number;
+  /** Events of this connection lost to a full ring buffer so far (mod 2^16). */
+  connLost: number;
   /** On message starts and closes only (the connection is known by connId otherwise). */
   readonly tuple?: Tuple;
   readonly traceId: string; // 32 hex chars
@@ -101,6 +103,7 @@ export class EventView implements KernelEvent {
   bytes = 0;
   syscall = 0;
   pipelineIdx = 0;
+  connLost = 0;
   payload?: Buffer = undefined;
   comm?: string = undefined;
   proc?: { env: Buffer; args: Buffer } = undefined;
@@ -165,6 +168,7 @@ export class EventView implements KernelEvent {
     this.bytes = u64(view, off + EV.bytes.offset);
     this.syscall = view.getUint16(off + EV.syscall.offset, true);
     this.pipelineIdx = view.getUint16(off + EV.pipeline_idx.offset, true);
+    this.connLost = view.getUint16(off + EV.conn_lost.offset, true);
     this.cachedTrace = this.cachedSpan = this.cachedParent = undefined;
     this.cachedTuple = undefined;
     this.payload = undefined;
@@ -214,6 +218,7 @@ export function decodeEvent(bytes: Buffer, view: DataView, off: number, len: num
     bytes: v.bytes,
     syscall: v.syscall,
     pipelineIdx: v.pipelineIdx,
+    connLost: v.connLost,
     traceId: v.traceId,
     spanId: v.spanId,
     parentSpanId: v.parentSpanId,

@@ -58,7 +58,7 @@ export const STRUCTS = {
         "offset": 44,
         "size": 2
       },
-      "_pad": {
+      "conn_lost": {
         "offset": 46,
         "size": 2
       },

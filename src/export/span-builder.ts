@@ -113,6 +113,7 @@ export function buildSpan(ex: Exchange, resource: Resource, clock: WallClock, ex
     attrs[ATTR_SERVER_PORT] = ex.tuple.remotePort;
   }
   if (ex.incomplete) attrs['gearbox.incomplete'] = ex.incomplete;
+  if (ex.lostEvents) attrs['gearbox.events_lost'] = ex.lostEvents;
 
   let name: string;
   let status: SpanStatus = { code: SpanStatusCode.UNSET };

@@ -44,6 +44,8 @@ export interface Exchange {
   endReason?: EndReason;
   /** Why the exchange is known to be incomplete (e.g. its first event was lost). */
   incomplete?: string;
+  /** Events of this exchange the ring buffer had no room for, as far as known. */
+  lostEvents?: number;
   /** Response size the protocol announced (HTTP Content-Length, a whole Redis reply). */
   expectedResponseBytes?: number;
   /** k >= 1: a request that arrived pipelined behind k others in one read (server side). */
@@ -61,6 +63,10 @@ export interface CorrelatorOptions {
 
 export interface CorrelatorStats {
   events: number;
+  /** Exchanges marked incomplete because events of theirs were lost. */
+  incompleteExchanges: number;
+  /** Lost events reported after their exchange had been emitted. */
+  lostUnattributed: number;
   exchanges: number;
   orphanResponses: number;
   lateEvents: number;
@@ -82,6 +88,8 @@ interface Conn {
   closed: boolean;
   /** Head of the last request message that carried data (pipelined requests are in it). */
   lastRequestHead?: Buffer;
+  /** The kernel's lost-event count for this connection as of the last event. */
+  lostSeen: number;
 }
 
 interface Ended {
@@ -105,7 +113,7 @@ export class Correlator {
   private readonly conns = new Map<number, Conn>();
   private ended: Ended[] = [];
   private readonly opts: CorrelatorOptions;
-  readonly stats: CorrelatorStats = { events: 0, exchanges: 0, orphanResponses: 0, lateEvents: 0, evictedConnections: 0, connections: 0 };
+  readonly stats: CorrelatorStats = { events: 0, incompleteExchanges: 0, lostUnattributed: 0, exchanges: 0, orphanResponses: 0, lateEvents: 0, evictedConnections: 0, connections: 0 };
 
   constructor(
     private readonly onExchange: (ex: Exchange) => void,
@@ -122,6 +130,13 @@ export class Correlator {
     conn.lastNs = Math.max(conn.lastNs, ev.tsNs);
     const isRequest = (conn.role === Role.GB_ROLE_CLIENT) === (ev.direction === Direction.GB_DIR_SEND);
     const reqSeq = isRequest ? ev.msgSeq : ev.msgSeq - 1;
+    // Events of this connection lost since its previous event: before a
+    // request starts they were the end of an earlier exchange; otherwise
+    // they were part of this one.
+    const lostBefore = (ev.connLost - conn.lostSeen) & 0xffff;
+    conn.lostSeen = ev.connLost;
+    const lostEarlier = lostBefore > 0 && isRequest && (ev.flags & Flag.GB_F_MSG_START) !== 0;
+    if (lostEarlier) this.markLatestBefore(conn, reqSeq, lostBefore);
     let ex = conn.exchanges.get(reqSeq);
     if (!ex) {
       if (reqSeq <= conn.emittedSeq) {
@@ -134,6 +149,7 @@ export class Correlator {
       ex = this.open(conn, reqSeq, ev);
     }
     if (conn.tuple === UNKNOWN_TUPLE && ev.tuple) conn.tuple = ex.tuple = ev.tuple;
+    if (lostBefore > 0 && !lostEarlier) this.markIncomplete(ex, lostBefore);
     const msg = isRequest ? ex.request : (ex.response ??= newMessage(ev));
     addToMessage(msg, ev);
     if (isRequest && ev.payload?.length && !(ev.flags & Flag.GB_F_PIPELINED)) conn.lastRequestHead = ev.payload;
@@ -187,7 +203,7 @@ export class Correlator {
     let conn = this.conns.get(ev.connId);
     if (!conn) {
       if (this.conns.size >= this.opts.maxConnections) this.evictOldest();
-      conn = { id: ev.connId, role: ev.role, tuple: ev.tuple ?? UNKNOWN_TUPLE, lastNs: ev.tsNs, exchanges: new Map(), unended: [], emittedSeq: -1, closed: false };
+      conn = { id: ev.connId, role: ev.role, tuple: ev.tuple ?? UNKNOWN_TUPLE, lastNs: ev.tsNs, exchanges: new Map(), unended: [], emittedSeq: -1, closed: false, lostSeen: 0 };
       this.conns.set(ev.connId, conn);
       this.stats.connections = this.conns.size;
     }
@@ -234,10 +250,16 @@ export class Correlator {
     if (e.conn.exchanges.get(e.seq) === e.ex) e.conn.exchanges.delete(e.seq);
     e.conn.emittedSeq = Math.max(e.conn.emittedSeq, e.seq);
     if (e.ex.request.events === 0) {
-      // Only a response was seen: the request predates the agent (or the
-      // connection), so there is nothing to time the span from.
-      this.stats.orphanResponses++;
-      return;
+      if (!e.ex.lostEvents || !e.ex.response) {
+        // Only a response was seen: the request predates the agent (or the
+        // connection), so there is nothing to time the span from.
+        this.stats.orphanResponses++;
+        return;
+      }
+      // The request's events were lost to a full ring buffer: the span is
+      // still reported (ids are on every event), timed from its response.
+      e.ex.request.startNs = e.ex.request.endNs = e.ex.response.startNs;
+      e.ex.incomplete = 'events lost: ring buffer full (request not seen)';
     }
     if (!e.ex.request.sawStart) e.ex.incomplete ??= 'first event of the request was lost';
     this.stats.exchanges++;
@@ -251,9 +273,32 @@ export class Correlator {
   private close(ev: KernelEvent): void {
     const conn = this.conns.get(ev.connId);
     if (!conn) return;
+    const lost = (ev.connLost - conn.lostSeen) & 0xffff;
+    conn.lostSeen = ev.connLost;
+    if (lost > 0) this.markLatestBefore(conn, Infinity, lost);
     conn.closed = true;
     conn.lastNs = Math.max(conn.lastNs, ev.tsNs);
     this.endAll(conn, 'close', ev.tsNs);
+  }
+
+  /** The exchange with the highest request seq below `seq` lost events. */
+  private markLatestBefore(conn: Conn, seq: number, lost: number): void {
+    let best: Exchange | undefined;
+    let bestSeq = -Infinity;
+    for (const [s, ex] of conn.exchanges) {
+      if (s < seq && s > bestSeq) {
+        best = ex;
+        bestSeq = s;
+      }
+    }
+    if (best) this.markIncomplete(best, lost);
+    else this.stats.lostUnattributed += lost; // its exchange was already emitted
+  }
+
+  private markIncomplete(ex: Exchange, lost: number): void {
+    if (ex.lostEvents === undefined) this.stats.incompleteExchanges++;
+    ex.lostEvents = (ex.lostEvents ?? 0) + lost;
+    ex.incomplete ??= 'events lost: ring buffer full';
   }
 
   private evictOldest(): void {

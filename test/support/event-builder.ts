@@ -24,6 +24,8 @@ export interface EventSpec {
   parentSpanId?: string;
   payload?: string | Buffer;
   comm?: string;
+  /** The connection's lost-event count as the kernel reports it. */
+  connLost?: number;
 }
 
 function putAddr(buf: Buffer, off: number, addr: string): void {
@@ -58,6 +60,7 @@ export function buildRecord(s: EventSpec): Buffer {
   buf.writeUInt32LE(s.msgSeq, EV.msg_seq.offset);
   putU64(buf, EV.conn_id.offset, s.connId);
   putU64(buf, EV.ts_ns.offset, s.tsNs);
+  buf.writeUInt16LE(s.connLost ?? 0, EV.conn_lost.offset);
   putU64(buf, EV.bytes.offset, s.bytes ?? payload?.length ?? 0);
   buf.writeUInt16LE(s.syscall ?? Syscall.GB_SC_WRITE, EV.syscall.offset);
   const t = EV.tuple.offset;

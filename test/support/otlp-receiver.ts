@@ -47,13 +47,22 @@ export class OtlpReceiver {
   /** Spans received, also when they are not kept. */
   spanCount = 0;
 
+  /**
+   * How Export answers: 'ok'; 'error' (gRPC UNAVAILABLE, nothing kept);
+   * 'slow' (answers after slowMs). Changeable while running.
+   */
+  behaviour: 'ok' | 'error' | 'slow' = 'ok';
+  slowMs = 5000;
+
   /** keepSpans: false counts spans without keeping them (benchmarks). */
   constructor(private readonly keepSpans = true) {}
 
   private server = new grpc.Server();
   port = 0;
 
-  async start(): Promise<void> {
+  /** `port` 0 picks a free one; a fixed port lets a test stop and restart the receiver. */
+  async start(port = 0): Promise<void> {
+    this.port = port;
     const protoRoot = path.dirname(require.resolve('@elastic/mockotlpserver/package.json'));
     const def = protoLoader.loadSync('opentelemetry/proto/collector/trace/v1/trace_service.proto', {
       includeDirs: [protoRoot],
@@ -78,8 +87,10 @@ export class OtlpReceiver {
       return this.bind();
     }
     this.server.addService(service, {
-      Export: (call: { request: any }, cb: (e: null, r: object) => void) => { // eslint-disable-line @typescript-eslint/no-explicit-any
+      Export: (call: { request: any }, cb: (e: grpc.ServiceError | null, r?: object) => void) => { // eslint-disable-line @typescript-eslint/no-explicit-any
         this.requests++;
+        if (this.behaviour === 'error') return cb({ name: 'Unavailable', message: 'receiver refuses (test)', code: grpc.status.UNAVAILABLE, details: 'test', metadata: new grpc.Metadata() });
+
         for (const rs of call.request.resourceSpans ?? []) {
           const resource = attrs(rs.resource?.attributes);
           for (const ss of rs.scopeSpans ?? []) {
@@ -101,7 +112,8 @@ export class OtlpReceiver {
             }
           }
         }
-        cb(null, {});
+        if (this.behaviour === 'slow') setTimeout(() => cb(null, {}), this.slowMs);
+        else cb(null, {});
       },
     });
     return this.bind();
@@ -109,7 +121,7 @@ export class OtlpReceiver {
 
   private async bind(): Promise<void> {
     this.port = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+      this.server.bindAsync(`127.0.0.1:${this.port}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
     );
   }
 
@@ -119,6 +131,12 @@ export class OtlpReceiver {
 
   async stop(): Promise<void> {
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+  }
+
+  /** Stops at once, dropping calls in flight (an endpoint that goes away); `start(port)` again on a new server. */
+  kill(): void {
+    this.server.forceShutdown();
+    this.server = new grpc.Server();
   }
 }
 

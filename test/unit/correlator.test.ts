@@ -211,3 +211,46 @@ test('closed connections are dropped from the table even when nothing else ends'
   c.tick(20 * MS);
   assert.equal(c.stats.connections, 0);
 });
+
+test('events lost to a full ring buffer: the exchange they belonged to is marked incomplete, with the count', () => {
+  // Exchange 1 (seq 1/2): the response's second event was lost (the next
+  // event, a new request start, reports connLost 1). Exchange 2 (seq 3/4):
+  // two events of its response lost, seen on its last response event.
+  // Exchange 3 (seq 5/6): nothing lost.
+  const ex1 = clientExchange(21, 1, 0, 'a000000000000001', [30], [60, 40]); // response of 100 bytes in two events
+  ex1.pop(); // lost in the kernel
+  const ex2 = clientExchange(21, 3, 10 * MS, 'a000000000000002', [30], [50, 25, 25, 20]).map((e) => ({ ...e, connLost: 1 }));
+  ex2.splice(2, 2); // two response events lost
+  ex2[ex2.length - 1].connLost = 3;
+  const ex3 = clientExchange(21, 5, 20 * MS, 'a000000000000003', [30], [60]).map((e) => ({ ...e, connLost: 3 }));
+  const { out, c } = run([...ex1, ...ex2, ...ex3]);
+  c.flush();
+  const bySpan = new Map(out.map((e) => [e.spanId, e]));
+  assert.equal(bySpan.get('a000000000000001')?.lostEvents, 1);
+  assert.match(bySpan.get('a000000000000001')?.incomplete ?? '', /ring buffer/);
+  assert.equal(bySpan.get('a000000000000002')?.lostEvents, 2);
+  assert.equal(bySpan.get('a000000000000003')?.lostEvents, undefined);
+  assert.equal(bySpan.get('a000000000000003')?.incomplete, undefined);
+  assert.equal(c.stats.incompleteExchanges, 2);
+  assert.equal(c.stats.lostUnattributed, 0);
+});
+
+test('events lost just before a close are charged to the last exchange', () => {
+  const ex = clientExchange(22, 1, 0, 'b000000000000001', [30], [60, 40]);
+  ex.pop();
+  const { out, c } = run([...ex, { type: EventType.GB_EV_CLOSE, connId: 22, msgSeq: 2, tsNs: 5 * MS, connLost: 1 }]);
+  c.flush();
+  assert.equal(out[0].lostEvents, 1);
+});
+
+test('an exchange whose request events were all lost is still reported, incomplete, timed from its response', () => {
+  const ex = clientExchange(23, 1, 0, 'c000000000000001', [30], [60]).map((e) => ({ ...e, connLost: 1 }));
+  ex.shift(); // the request's only event was lost
+  const { out, c } = run(ex);
+  c.flush();
+  assert.equal(out.length, 1);
+  assert.equal(out[0].spanId, 'c000000000000001');
+  assert.equal(out[0].request.startNs, out[0].response?.startNs);
+  assert.match(out[0].incomplete ?? '', /request not seen/);
+  assert.equal(c.stats.orphanResponses, 0);
+});

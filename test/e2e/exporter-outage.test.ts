@@ -1,0 +1,138 @@
+/**
+ * The OTLP endpoint goes away for 60 s under steady traffic, comes back,
+ * then answers errors, then answers slowly. The agent's export queue is
+ * bounded: memory stays flat, spans beyond the queue are dropped and
+ * counted, export resumes by itself, failures are counted, nothing crashes,
+ * and the agent keeps reporting its stats throughout.
+ * OUTAGE_SECONDS shortens the outage when debugging (default 60).
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { Lab, requireRootLab, type Host } from '../support/lab';
+import { OtlpReceiver } from '../support/otlp-receiver';
+import { startStaticServer } from '../support/agent-round';
+import { SERVICES_DIR } from '../../src/demo/sample-system';
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
+const OUTAGE_SECONDS = Number(process.env.OUTAGE_SECONDS ?? 60);
+let lab: Lab;
+let server: Host;
+let client: Host;
+const receiver = new OtlpReceiver();
+
+before(async () => {
+  requireRootLab();
+  lab = new Lab(path.join(ROOT, 'test-logs', 'exporter-outage'));
+  [server, client] = lab.create(2);
+  await receiver.start();
+  await startStaticServer(lab, server);
+});
+after(async () => {
+  await lab?.destroy();
+  await receiver.stop();
+});
+
+const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function traffic(label: string, n: number, delayMs: number): ChildProcess {
+  return lab.spawnIn(client, label, process.execPath, [path.join(SERVICES_DIR, 'load-client.js')], {
+    TARGET: `http://${server.ip}:8080`,
+    N: String(n),
+    MODE: 'keepalive',
+    DELAY_MS: String(delayMs),
+  });
+}
+
+async function until(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await sleep(100);
+  }
+  return cond();
+}
+
+test(`exporter down ${OUTAGE_SECONDS} s, then erroring, then slow: bounded memory, drops counted, export resumes, no crash`, async (t) => {
+  const agent = lab.spawnRoot('agent', process.execPath, [CLI, 'run', '--cgroup', server.cgroup, '--poll-ms', '20', '--idle-ms', '500', '--stats-interval-ms', '1000'], {
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+    OTEL_EXPORTER_OTLP_TIMEOUT: '1000',
+    OTEL_BSP_MAX_QUEUE_SIZE: '512',
+    OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '128',
+    OTEL_BSP_SCHEDULE_DELAY: '200',
+  });
+  let log = '';
+  agent.stdout?.on('data', (d) => (log += d));
+  await Lab.waitFor(agent, /"msg":"attached"/, 20_000, 'agent');
+  const pid = agent.pid!;
+  const stats = () => log.split('\n').filter((l) => l.includes('"msg":"stats"')).map((l) => JSON.parse(l));
+  const lastExport = () => stats().at(-1)?.export ?? {};
+
+  // Healthy.
+  const warm = traffic('warm', 20, 0);
+  await new Promise((r) => warm.once('exit', r));
+  assert.ok(await until(() => receiver.spans.length >= 20, 15_000), `healthy export: ${receiver.spans.length} spans`);
+  await sleep(1500);
+  const rssBefore = rssMiB(pid);
+
+  // Outage under steady traffic.
+  const port = receiver.port;
+  receiver.kill();
+  const during = traffic('outage', 0, 5);
+  let rssPeak = rssBefore;
+  const statsBefore = stats().length;
+  for (let s = 0; s < OUTAGE_SECONDS; s++) {
+    await sleep(1000);
+    rssPeak = Math.max(rssPeak, rssMiB(pid));
+    assert.equal(agent.exitCode, null, 'the agent is still running');
+  }
+  await Lab.stop(during);
+  const afterOutage = lastExport();
+  const statsDuring = stats().length - statsBefore;
+
+  // Back: export resumes by itself.
+  const backAt = Date.now();
+  const beforeBack = receiver.spans.length;
+  await receiver.start(port);
+  const resumed = traffic('resumed', 20, 0);
+  await new Promise((r) => resumed.once('exit', r));
+  const resumedOk = await until(() => receiver.spans.filter((s) => Number(s.startNs / 1_000_000n) >= backAt).length >= 20, 20_000);
+
+  // Answers errors, then answers slowly (past the exporter's timeout).
+  receiver.behaviour = 'error';
+  const errs = traffic('errors', 30, 0);
+  await new Promise((r) => errs.once('exit', r));
+  const erroredOk = await until(() => (lastExport().exportErrors ?? 0) > (afterOutage.exportErrors ?? 0), 10_000);
+  const afterErrors = lastExport();
+  receiver.behaviour = 'slow';
+  receiver.slowMs = 3000;
+  const slow = traffic('slow', 30, 0);
+  await new Promise((r) => slow.once('exit', r));
+  await sleep(4000);
+  const afterSlow = lastExport();
+  receiver.behaviour = 'ok';
+  await sleep(1500);
+
+  const code = await Lab.stop(agent, 'SIGTERM', 30_000);
+  const detached = JSON.parse(log.split('\n').find((l) => l.includes('"msg":"detached"')) ?? '{}');
+  const e = detached.export ?? {};
+  t.diagnostic(
+    `outage ${OUTAGE_SECONDS} s: RSS ${rssBefore.toFixed(1)} -> peak ${rssPeak.toFixed(1)} MiB; dropped ${afterOutage.spansDropped} spans, ${afterOutage.exportErrors} export errors; ${statsDuring} stats lines during the outage; ` +
+      `resumed: ${receiver.spans.length - beforeBack} spans after restart; errors phase: ${afterErrors.exportErrors} errors; slow phase: ${afterSlow.exportErrors} errors; final ${JSON.stringify(e)}`,
+  );
+  assert.equal(code, 0, 'clean exit');
+  assert.ok(afterOutage.spansDropped > 0, 'spans beyond the queue were dropped and counted');
+  assert.ok(afterOutage.exportErrors > 0, 'failed exports were counted');
+  assert.ok(afterOutage.queued <= 512, `the queue stays within its bound (${afterOutage.queued})`);
+  assert.ok(rssPeak - rssBefore < 64, `memory stays bounded: ${rssBefore.toFixed(1)} -> ${rssPeak.toFixed(1)} MiB`);
+  assert.ok(statsDuring >= OUTAGE_SECONDS / 2, 'the agent kept reporting during the outage');
+  assert.ok(resumedOk, 'export resumed by itself once the endpoint was back');
+  assert.ok(erroredOk && afterErrors.spansFailed > afterOutage.spansFailed, 'error answers are counted as failed spans');
+  assert.ok(afterSlow.exportErrors > afterErrors.exportErrors, 'answers slower than the timeout are counted as failures');
+  assert.equal(e.spansQueued, e.spansHanded, 'everything queued was handed to the exporter by the end');
+  assert.equal(e.spansHanded, e.spansExported + e.spansFailed, 'every export ended in success or a counted failure');
+});
