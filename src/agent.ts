@@ -16,6 +16,7 @@ import { buildSpans } from './export/span-builder';
 import { createSpanPipeline, type SpanPipeline } from './export/span-pipeline';
 import type { BufferConfig, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Logger } from './log';
+import { AgentMetrics } from './export/agent-metrics';
 
 export interface AgentOptions {
   cgroupPath: string;
@@ -29,6 +30,9 @@ export interface AgentOptions {
   ringBufferBytes: number;
   pollMs: number;
   statsIntervalMs: number;
+  /** Serve the agent's metrics for Prometheus on this port (undefined: not at all). */
+  metricsPort?: number;
+  metricsHost?: string;
   recordFile?: string;
   serviceNameFrom: ServiceNameSource;
   resourceAttributes: Record<string, string>;
@@ -50,6 +54,7 @@ export class Agent {
   private stopping = false;
   private loopDone?: Promise<void>;
   private statsTimer?: NodeJS.Timeout;
+  private metrics?: AgentMetrics;
   decodeErrors = 0;
   /** Ring-buffer records read (decoded or not): with the kernel's events_lost, all it produced. */
   records = 0;
@@ -72,6 +77,15 @@ export class Agent {
     this.resources = new ProcessResources(opts.resourceAttributes, opts.serviceNameFrom);
     this.pipeline = createSpanPipeline(opts.log, opts.exporter, opts.batch);
     this.correlator = new Correlator((ex) => this.export(ex), { idleNs: opts.idleMs * 1e6 });
+  }
+
+  /** Starts the Prometheus endpoint, if asked for; resolves with its port. */
+  async serveMetrics(): Promise<number | undefined> {
+    if (this.opts.metricsPort === undefined) return undefined;
+    this.metrics = new AgentMetrics(() => this.stats());
+    const port = await this.metrics.listen(this.opts.metricsPort, this.opts.metricsHost ?? '0.0.0.0');
+    this.opts.log.info({ port, path: '/metrics' }, 'metrics endpoint');
+    return port;
   }
 
   start(): void {
@@ -116,6 +130,7 @@ export class Agent {
     if (this.stopping) return;
     this.stopping = true;
     if (this.statsTimer) clearInterval(this.statsTimer);
+    await this.metrics?.close();
     await this.loopDone;
     this.drain();
     this.correlator.flush();

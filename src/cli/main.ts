@@ -97,6 +97,12 @@ export function buildCli(): Command {
       new Option('--stats-interval-ms <n>', 'log counters this often (0: never)').default(30000).env('GEARBOX_STATS_INTERVAL_MS').argParser(nonNegativeInt('--stats-interval-ms')),
     )
     .addOption(new Option('--record <file>', 'also write the raw kernel events to this file (for replay)').env('GEARBOX_RECORD'))
+    .addOption(
+      new Option('--metrics-port <n>', "serve the agent's own metrics for Prometheus on this port, at /metrics (0: any free port)")
+        .env('GEARBOX_METRICS_PORT')
+        .argParser(nonNegativeInt('--metrics-port')),
+    )
+    .addOption(new Option('--metrics-host <addr>', 'address the metrics endpoint listens on').default('0.0.0.0').env('GEARBOX_METRICS_HOST'))
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').env('GEARBOX_LOG_LEVEL'))
     .addHelpText(
       'after',
@@ -145,11 +151,14 @@ the --config file. Standard OpenTelemetry variables:
           pollMs: o.pollMs as number,
           statsIntervalMs: o.statsIntervalMs as number,
           recordFile: o.record as string | undefined,
+          metricsPort: o.metricsPort as number | undefined,
+          metricsHost: o.metricsHost as string,
           serviceNameFrom: o.serviceNameFrom as ServiceNameSource,
           resourceAttributes: resourceAttributesFromEnv(),
           exporter: exporters.length === 1 ? exporters[0] : new FanOutExporter(exporters),
           log,
         });
+        await agent.serveMetrics(); // first: a port in use fails before anything is attached
         agent.start();
       } catch (e) {
         const msg = e instanceof PrerequisiteError ? `cannot start: ${e.message}` : (e as Error).message;

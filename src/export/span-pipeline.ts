@@ -7,12 +7,14 @@
  *
  * The queue is bounded: a span that finds it full is dropped and counted
  * (the processor would drop it silently; the pipeline mirrors its rule, so
- * the count is exact).
+ * the count is exact). Failed exports that may pass are retried with backoff
+ * (RetryingExporter) while the queue absorbs what arrives meanwhile.
  */
 import { BatchSpanProcessor, type BufferConfig, type ReadableSpan, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { Logger } from '../log';
+import { DEFAULT_RETRY, RetryingExporter } from './retrying-exporter';
 
 export interface ExportStats {
   /** Spans accepted into the queue. */
@@ -26,8 +28,11 @@ export interface ExportStats {
   exportErrors: number;
 }
 
-/** Larger and quicker than the SDK's (2048 spans, 5 s): an agent exports for a whole host. */
-export const DEFAULT_BATCH = { maxQueueSize: 8192, maxExportBatchSize: 1024, scheduledDelayMillis: 1000, exportTimeoutMillis: 30_000 };
+/**
+ * Larger and quicker than the SDK's (2048 spans, 5 s): an agent exports for a
+ * whole host. The processor waits as long as a batch may be retried.
+ */
+export const DEFAULT_BATCH = { maxQueueSize: 8192, maxExportBatchSize: 1024, scheduledDelayMillis: 1000, exportTimeoutMillis: DEFAULT_RETRY.maxElapsedMs + 60_000 };
 
 /** Batch settings: explicit ones, else OTEL_BSP_*, else DEFAULT_BATCH. */
 export function effectiveBatch(batch: BufferConfig = {}, env: NodeJS.ProcessEnv = process.env): Required<BufferConfig> {
@@ -48,30 +53,17 @@ export function effectiveBatch(batch: BufferConfig = {}, env: NodeJS.ProcessEnv 
   };
 }
 
-/** Wraps an exporter to count what it did and to log failures once per burst. */
+/** Wraps an exporter to count what became of every span handed to it. */
 export class CountingExporter implements SpanExporter {
   readonly stats: ExportStats = { spansQueued: 0, spansDropped: 0, spansHanded: 0, spansExported: 0, spansFailed: 0, exportErrors: 0 };
-  private lastErrorLog = 0;
 
-  constructor(
-    private readonly inner: SpanExporter,
-    private readonly log: Logger,
-  ) {}
+  constructor(private readonly inner: SpanExporter) {}
 
   export(spans: ReadableSpan[], done: (r: ExportResult) => void): void {
     this.stats.spansHanded += spans.length;
     this.inner.export(spans, (r) => {
-      if (r.code === ExportResultCode.SUCCESS) {
-        this.stats.spansExported += spans.length;
-      } else {
-        this.stats.spansFailed += spans.length;
-        this.stats.exportErrors++;
-        const now = Date.now();
-        if (now - this.lastErrorLog > 10_000) {
-          this.lastErrorLog = now;
-          this.log.warn({ err: r.error?.message, spans: spans.length }, 'span export failed');
-        }
-      }
+      if (r.code === ExportResultCode.SUCCESS) this.stats.spansExported += spans.length;
+      else this.stats.spansFailed += spans.length;
       done(r);
     });
   }
@@ -99,7 +91,16 @@ export interface SpanPipeline {
 
 /** `batch` overrides the OTEL_BSP_* settings (the demo wants short delays). */
 export function createSpanPipeline(log: Logger, exporter: SpanExporter = new OTLPTraceExporter(), batch?: BufferConfig): SpanPipeline {
-  const counting = new CountingExporter(exporter, log);
+  let lastErrorLog = 0;
+  const retrying = new RetryingExporter(exporter, DEFAULT_RETRY, (err, willRetry) => {
+    counting.stats.exportErrors++;
+    const now = Date.now();
+    if (now - lastErrorLog > 10_000) {
+      lastErrorLog = now;
+      log.warn({ err: err?.message, willRetry, queued: queued(), dropped: counting.stats.spansDropped }, willRetry ? 'span export failed, retrying (spans queue meanwhile)' : 'span export failed');
+    }
+  });
+  const counting = new CountingExporter(retrying);
   const config = effectiveBatch(batch);
   const processor = new BatchSpanProcessor(counting, config);
   const stats = counting.stats;
@@ -120,6 +121,9 @@ export function createSpanPipeline(log: Logger, exporter: SpanExporter = new OTL
       processor.onEnd(span);
     },
     flush: () => processor.forceFlush(),
-    shutdown: () => processor.shutdown(),
+    shutdown: () => {
+      retrying.stopRetrying(5000);
+      return processor.shutdown();
+    },
   };
 }

@@ -1,9 +1,10 @@
 /**
  * The OTLP endpoint goes away for 60 s under steady traffic, comes back,
- * then answers errors, then answers slowly. The agent's export queue is
- * bounded: memory stays flat, spans beyond the queue are dropped and
- * counted, export resumes by itself, failures are counted, nothing crashes,
- * and the agent keeps reporting its stats throughout.
+ * then rejects exports, then answers slower than the exporter's timeout.
+ * The agent retries what may pass with backoff while its bounded queue
+ * absorbs new spans: memory stays flat, spans beyond the queue are dropped
+ * and counted, export resumes by itself, permanent rejections are counted as
+ * failed spans, nothing crashes, and the agent keeps reporting throughout.
  * OUTAGE_SECONDS shortens the outage when debugging (default 60).
  */
 import { after, before, test } from 'node:test';
@@ -57,7 +58,7 @@ async function until(cond: () => boolean, ms: number): Promise<boolean> {
   return cond();
 }
 
-test(`exporter down ${OUTAGE_SECONDS} s, then erroring, then slow: bounded memory, drops counted, export resumes, no crash`, async (t) => {
+test(`exporter down ${OUTAGE_SECONDS} s, then rejecting, then slow: bounded memory, drops counted, export resumes, no crash`, async (t) => {
   const agent = lab.spawnRoot('agent', process.execPath, [CLI, 'run', '--cgroup', server.cgroup, '--poll-ms', '20', '--idle-ms', '500', '--stats-interval-ms', '1000'], {
     OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
     OTEL_EXPORTER_OTLP_TIMEOUT: '1000',
@@ -94,35 +95,39 @@ test(`exporter down ${OUTAGE_SECONDS} s, then erroring, then slow: bounded memor
   const afterOutage = lastExport();
   const statsDuring = stats().length - statsBefore;
 
-  // Back: export resumes by itself.
-  const backAt = Date.now();
+  // Back: export resumes by itself (the held batch, then the queue), and new traffic flows.
   const beforeBack = receiver.spans.length;
   await receiver.start(port);
+  const drainedOk = await until(() => lastExport().queued === 0 && receiver.spans.length > beforeBack, 20_000);
+  const backAt = Date.now();
   const resumed = traffic('resumed', 20, 0);
   await new Promise((r) => resumed.once('exit', r));
   const resumedOk = await until(() => receiver.spans.filter((s) => Number(s.startNs / 1_000_000n) >= backAt).length >= 20, 20_000);
 
-  // Answers errors, then answers slowly (past the exporter's timeout).
-  receiver.behaviour = 'error';
-  const errs = traffic('errors', 30, 0);
-  await new Promise((r) => errs.once('exit', r));
-  const erroredOk = await until(() => (lastExport().exportErrors ?? 0) > (afterOutage.exportErrors ?? 0), 10_000);
-  const afterErrors = lastExport();
+  // Rejects exports (a permanent error: not retried, the spans count as failed).
+  await until(() => lastExport().queued === 0, 10_000);
+  const beforeReject = lastExport();
+  receiver.behaviour = 'reject';
+  const rejected = traffic('rejected', 30, 0);
+  await new Promise((r) => rejected.once('exit', r));
+  const rejectedOk = await until(() => (lastExport().spansFailed ?? 0) > (beforeReject.spansFailed ?? 0), 10_000);
+  const afterReject = lastExport();
+  // Answers slower than the exporter's timeout: retried until it is quick again.
   receiver.behaviour = 'slow';
   receiver.slowMs = 3000;
   const slow = traffic('slow', 30, 0);
   await new Promise((r) => slow.once('exit', r));
-  await sleep(4000);
+  const slowOk = await until(() => (lastExport().exportErrors ?? 0) > (afterReject.exportErrors ?? 0), 10_000);
   const afterSlow = lastExport();
   receiver.behaviour = 'ok';
-  await sleep(1500);
+  const deliveredOk = await until(() => lastExport().queued === 0 && (lastExport().spansExported ?? 0) > (afterSlow.spansExported ?? 0), 20_000);
 
   const code = await Lab.stop(agent, 'SIGTERM', 30_000);
   const detached = JSON.parse(log.split('\n').find((l) => l.includes('"msg":"detached"')) ?? '{}');
   const e = detached.export ?? {};
   t.diagnostic(
     `outage ${OUTAGE_SECONDS} s: RSS ${rssBefore.toFixed(1)} -> peak ${rssPeak.toFixed(1)} MiB; dropped ${afterOutage.spansDropped} spans, ${afterOutage.exportErrors} export errors; ${statsDuring} stats lines during the outage; ` +
-      `resumed: ${receiver.spans.length - beforeBack} spans after restart; errors phase: ${afterErrors.exportErrors} errors; slow phase: ${afterSlow.exportErrors} errors; final ${JSON.stringify(e)}`,
+      `resumed: ${receiver.spans.length - beforeBack} spans after restart; rejected: ${afterReject.spansFailed - beforeReject.spansFailed} spans failed; slow: ${afterSlow.exportErrors - afterReject.exportErrors} attempts timed out; final ${JSON.stringify(e)}`,
   );
   assert.equal(code, 0, 'clean exit');
   assert.ok(afterOutage.spansDropped > 0, 'spans beyond the queue were dropped and counted');
@@ -130,9 +135,11 @@ test(`exporter down ${OUTAGE_SECONDS} s, then erroring, then slow: bounded memor
   assert.ok(afterOutage.queued <= 512, `the queue stays within its bound (${afterOutage.queued})`);
   assert.ok(rssPeak - rssBefore < 64, `memory stays bounded: ${rssBefore.toFixed(1)} -> ${rssPeak.toFixed(1)} MiB`);
   assert.ok(statsDuring >= OUTAGE_SECONDS / 2, 'the agent kept reporting during the outage');
-  assert.ok(resumedOk, 'export resumed by itself once the endpoint was back');
-  assert.ok(erroredOk && afterErrors.spansFailed > afterOutage.spansFailed, 'error answers are counted as failed spans');
-  assert.ok(afterSlow.exportErrors > afterErrors.exportErrors, 'answers slower than the timeout are counted as failures');
+  assert.ok(drainedOk, 'export resumed by itself once the endpoint was back: the queue drained');
+  assert.ok(resumedOk, 'new traffic is exported again');
+  assert.ok(rejectedOk, 'rejected exports count their spans as failed');
+  assert.ok(slowOk, 'answers slower than the timeout count as failed attempts');
+  assert.ok(deliveredOk, 'what waited during the slow phase was delivered once the endpoint was quick again');
   assert.equal(e.spansQueued, e.spansHanded, 'everything queued was handed to the exporter by the end');
   assert.equal(e.spansHanded, e.spansExported + e.spansFailed, 'every export ended in success or a counted failure');
 });

@@ -37,7 +37,7 @@ after(async () => {
 test('a full ring buffer: loss counted exactly, reported, charged to incomplete spans; the agent stays responsive', async (t) => {
   const loop = path.join(lab.logDir, 'syscall-loop');
   execFileSync('clang', ['-O2', '-o', loop, path.join(ROOT, 'bench', 'syscall-loop.c')]);
-  const agent = lab.spawnRoot('agent', process.execPath, [CLI, 'run', '--cgroup', server.cgroup, '--ringbuf-bytes', '65536', '--poll-ms', '50', '--idle-ms', '500', '--stats-interval-ms', '500'], {
+  const agent = lab.spawnRoot('agent', process.execPath, [CLI, 'run', '--cgroup', server.cgroup, '--ringbuf-bytes', '65536', '--poll-ms', '50', '--idle-ms', '500', '--stats-interval-ms', '500', '--metrics-port', '0', '--metrics-host', '127.0.0.1'], {
     OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
     OTEL_BSP_SCHEDULE_DELAY: '100',
   });
@@ -56,6 +56,10 @@ test('a full ring buffer: loss counted exactly, reported, charged to incomplete 
   const statsDuringStorm = log.split('\n').filter((l) => l.includes('"msg":"stats"')).length;
   await Lab.stop(storm);
   await new Promise((r) => setTimeout(r, 1500));
+  // The agent's own metrics, scraped the way Prometheus would.
+  const metricsPort = JSON.parse(log.split('\n').find((l) => l.includes('"msg":"metrics endpoint"')) ?? '{}').port;
+  const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const metric = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1]);
   const stopStarted = Date.now();
   const code = await Lab.stop(agent, 'SIGTERM', 20_000);
   const stopMs = Date.now() - stopStarted;
@@ -70,7 +74,14 @@ test('a full ring buffer: loss counted exactly, reported, charged to incomplete 
     `kernel sent ${kernel.events_sent}, lost ${kernel.events_lost}; agent read ${detached.records} records; ${warnings.length} loss warnings (${totalWarned} events); ` +
       `${receiver.spans.length} spans, ${incomplete.length} marked incomplete (${charged} lost events charged, ${detached.correlator?.lostUnattributed} after their span was sent); stop took ${stopMs} ms; ${statsDuringStorm} stats lines during the storm`,
   );
+  t.diagnostic(`metrics: events_received ${metric('gearbox_events_received_total')}, events_lost ${metric('gearbox_events_lost_total')}, spans_incomplete ${metric('gearbox_spans_incomplete_total')}, rss ${metric('gearbox_process_resident_memory_bytes')}`);
   assert.equal(code, 0, 'the agent exits cleanly');
+  assert.equal(metric('gearbox_events_lost_total'), kernel.events_lost, 'the metrics endpoint reports the loss');
+  assert.equal(metric('gearbox_events_received_total'), detached.records, 'and what was received');
+  assert.ok(metric('gearbox_spans_incomplete_total') > 0);
+  assert.ok(metric('gearbox_process_resident_memory_bytes') > 0);
+  assert.match(metrics, /^gearbox_map_entries\{map="conn_map"\} \d+$/m);
+  assert.match(metrics, /^gearbox_options_rejected_total\{reason="untrusted_peer"\} 0$/m);
   assert.ok(stopMs < 10_000, `stop took ${stopMs} ms`);
   assert.ok(statsDuringStorm >= 1, 'the agent kept logging its stats during the storm');
   assert.ok(kernel.events_lost > 1000, `the storm should overflow a 64 KiB ring buffer (lost ${kernel.events_lost})`);

@@ -48,10 +48,11 @@ export class OtlpReceiver {
   spanCount = 0;
 
   /**
-   * How Export answers: 'ok'; 'error' (gRPC UNAVAILABLE, nothing kept);
-   * 'slow' (answers after slowMs). Changeable while running.
+   * How Export answers: 'ok'; 'unavailable' (gRPC UNAVAILABLE, retryable,
+   * nothing kept); 'reject' (INVALID_ARGUMENT, permanent, nothing kept);
+   * 'slow' (keeps the spans, answers after slowMs). Changeable while running.
    */
-  behaviour: 'ok' | 'error' | 'slow' = 'ok';
+  behaviour: 'ok' | 'unavailable' | 'reject' | 'slow' = 'ok';
   slowMs = 5000;
 
   /** keepSpans: false counts spans without keeping them (benchmarks). */
@@ -89,7 +90,10 @@ export class OtlpReceiver {
     this.server.addService(service, {
       Export: (call: { request: any }, cb: (e: grpc.ServiceError | null, r?: object) => void) => { // eslint-disable-line @typescript-eslint/no-explicit-any
         this.requests++;
-        if (this.behaviour === 'error') return cb({ name: 'Unavailable', message: 'receiver refuses (test)', code: grpc.status.UNAVAILABLE, details: 'test', metadata: new grpc.Metadata() });
+        if (this.behaviour === 'unavailable' || this.behaviour === 'reject') {
+          const code = this.behaviour === 'reject' ? grpc.status.INVALID_ARGUMENT : grpc.status.UNAVAILABLE;
+          return cb({ name: 'ReceiverError', message: `receiver answers ${this.behaviour} (test)`, code, details: 'test', metadata: new grpc.Metadata() });
+        }
 
         for (const rs of call.request.resourceSpans ?? []) {
           const resource = attrs(rs.resource?.attributes);
