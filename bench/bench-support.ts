@@ -57,18 +57,36 @@ export interface RunningAgent {
   log: string[];
 }
 
+/** Agents this benchmark started: stopped whatever way the benchmark ends. */
+const running = new Set<ChildProcess>();
+const killAll = () => {
+  for (const p of running) if (p.exitCode === null) p.kill('SIGTERM');
+};
+process.once('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    killAll();
+    process.exit(130);
+  });
+}
+
 /** Starts `gearbox run` on `cgroup` and resolves once its programs are attached. */
 export async function startAgent(cgroup: string, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<RunningAgent> {
   // BENCH_AGENT_NODE_FLAGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the agent.
   const nodeFlags = (process.env.BENCH_AGENT_NODE_FLAGS ?? '').split(' ').filter(Boolean);
   const proc = spawn(process.execPath, [...nodeFlags, CLI, 'run', '--cgroup', cgroup, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
+    env: { ...process.env, GEARBOX_LOG_LEVEL: 'info', ...env }, // the bench reads its log lines
   });
+  running.add(proc);
+  proc.once('exit', () => running.delete(proc));
   const log: string[] = [];
   await new Promise<void>((resolve, reject) => {
     let out = '';
-    const t = setTimeout(() => reject(new Error(`agent did not attach: ${out}`)), 20_000);
+    const t = setTimeout(() => {
+      proc.kill('SIGTERM');
+      reject(new Error(`agent did not log "attached" within 20 s (is GEARBOX_LOG_LEVEL above info?): ${out}`));
+    }, 20_000);
     proc.stdout?.on('data', (d) => {
       out += d;
       for (const line of String(d).split('\n')) if (line) log.push(line);

@@ -95,6 +95,7 @@ export class FanOutExporter implements SpanExporter {
   constructor(private readonly exporters: SpanExporter[]) {}
 
   export(spans: ReadableSpan[], done: (r: ExportResult) => void): void {
+    if (this.exporters.length === 0) return done({ code: ExportResultCode.SUCCESS }); // --no-export: built, then discarded
     let first: ExportResult | undefined;
     let left = this.exporters.length;
     this.exporters.forEach((e, i) =>

@@ -133,8 +133,7 @@ export class Correlator {
     // Events of this connection lost since its previous event: before a
     // request starts they were the end of an earlier exchange; otherwise
     // they were part of this one.
-    const lostBefore = (ev.connLost - conn.lostSeen) & 0xffff;
-    conn.lostSeen = ev.connLost;
+    const lostBefore = lostSince(conn, ev.connLost);
     const lostEarlier = lostBefore > 0 && isRequest && (ev.flags & Flag.GB_F_MSG_START) !== 0;
     if (lostEarlier) this.markLatestBefore(conn, reqSeq, lostBefore);
     let ex = conn.exchanges.get(reqSeq);
@@ -273,8 +272,7 @@ export class Correlator {
   private close(ev: KernelEvent): void {
     const conn = this.conns.get(ev.connId);
     if (!conn) return;
-    const lost = (ev.connLost - conn.lostSeen) & 0xffff;
-    conn.lostSeen = ev.connLost;
+    const lost = lostSince(conn, ev.connLost);
     if (lost > 0) this.markLatestBefore(conn, Infinity, lost);
     conn.closed = true;
     conn.lastNs = Math.max(conn.lastNs, ev.tsNs);
@@ -309,6 +307,18 @@ export class Correlator {
     this.conns.delete(oldest.id);
     this.stats.evictedConnections++;
   }
+}
+
+/**
+ * Events the kernel could not hand over on this connection since the count
+ * last seen (16-bit, wrapping). An event from another CPU that arrives late
+ * carries an older count: it moves nothing backwards.
+ */
+function lostSince(conn: Conn, connLost: number): number {
+  const diff = (connLost - conn.lostSeen) & 0xffff;
+  if (diff === 0 || diff >= 0x8000) return 0;
+  conn.lostSeen = connLost;
+  return diff;
 }
 
 /** An empty message; events fill it in whatever order they arrive. */

@@ -254,3 +254,12 @@ test('an exchange whose request events were all lost is still reported, incomple
   assert.match(out[0].incomplete ?? '', /request not seen/);
   assert.equal(c.stats.orphanResponses, 0);
 });
+
+test('a late event from another CPU with an older lost count marks nothing', () => {
+  const ex = clientExchange(24, 1, 0, 'd000000000000001', [30], [60, 40]);
+  ex[1].connLost = 2; // response start: two request events lost
+  ex[2].connLost = 1; // older count, arrived late
+  const { out, c } = run(ex);
+  c.flush();
+  assert.equal(out[0].lostEvents, 2);
+});

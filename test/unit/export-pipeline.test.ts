@@ -1,0 +1,94 @@
+/**
+ * The export stages without a network: retries of failures that may pass,
+ * no retries of permanent ones, bounded shutdown, the bounded queue's exact
+ * drop count, and a fan-out to no exporter at all (--no-export).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
+import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { RetryingExporter, isRetryable } from '../../src/export/retrying-exporter';
+import { createSpanPipeline } from '../../src/export/span-pipeline';
+import { FanOutExporter } from '../../src/export/trace-tree-printer';
+import { log } from '../../src/log';
+
+const FAST = { initialBackoffMs: 5, maxBackoffMs: 20, maxElapsedMs: 2000 };
+const grpcError = (code: number) => Object.assign(new Error(`grpc ${code}`), { code });
+
+/** An exporter that answers from a script of results, then succeeds. */
+class ScriptedExporter implements SpanExporter {
+  calls = 0;
+  constructor(private readonly script: ExportResult[]) {}
+  export(_spans: ReadableSpan[], done: (r: ExportResult) => void): void {
+    const r = this.script[this.calls++] ?? { code: ExportResultCode.SUCCESS };
+    setImmediate(() => done(r));
+  }
+  async shutdown(): Promise<void> {}
+}
+
+const exportOnce = (e: SpanExporter) => new Promise<ExportResult>((resolve) => e.export([], resolve));
+
+test('retryable failures (UNAVAILABLE, DEADLINE_EXCEEDED, no code) are retried until they pass', async () => {
+  const inner = new ScriptedExporter([
+    { code: ExportResultCode.FAILED, error: grpcError(14) },
+    { code: ExportResultCode.FAILED, error: grpcError(4) },
+    { code: ExportResultCode.FAILED, error: new Error('connect ECONNREFUSED') },
+  ]);
+  const failures: boolean[] = [];
+  const r = new RetryingExporter(inner, FAST, (_e, willRetry) => failures.push(willRetry));
+  const result = await exportOnce(r);
+  assert.equal(result.code, ExportResultCode.SUCCESS);
+  assert.equal(inner.calls, 4);
+  assert.deepEqual(failures, [true, true, true]);
+  assert.equal(r.holding, 0);
+});
+
+test('a permanent error is not retried', async () => {
+  const inner = new ScriptedExporter([{ code: ExportResultCode.FAILED, error: grpcError(3 /* INVALID_ARGUMENT */) }]);
+  const r = new RetryingExporter(inner, FAST);
+  assert.equal((await exportOnce(r)).code, ExportResultCode.FAILED);
+  assert.equal(inner.calls, 1);
+  assert.equal(isRetryable(grpcError(3)), false);
+  assert.equal(isRetryable(grpcError(14)), true);
+});
+
+test('a batch is given up after maxElapsedMs, and at once when retries stop', async () => {
+  const down = Array.from({ length: 1000 }, () => ({ code: ExportResultCode.FAILED, error: grpcError(14) }));
+  const r = new RetryingExporter(new ScriptedExporter(down), { initialBackoffMs: 5, maxBackoffMs: 10, maxElapsedMs: 100 });
+  const t0 = Date.now();
+  assert.equal((await exportOnce(r)).code, ExportResultCode.FAILED);
+  assert.ok(Date.now() - t0 < 1000);
+  const held = new RetryingExporter(new ScriptedExporter(down), { initialBackoffMs: 1000, maxBackoffMs: 1000, maxElapsedMs: 60_000 });
+  const pending = exportOnce(held);
+  await new Promise((res) => setTimeout(res, 50));
+  assert.equal(held.holding, 1);
+  held.stopRetrying(0);
+  assert.equal((await pending).code, ExportResultCode.FAILED);
+  assert.equal((await exportOnce(held)).code, ExportResultCode.FAILED, 'after the grace period exports fail at once');
+});
+
+test('the bounded queue drops and counts exactly what does not fit', async () => {
+  let release: () => void = () => {};
+  const gate = new Promise<void>((r) => (release = r));
+  const slow: SpanExporter = {
+    export: (_s, done) => void gate.then(() => done({ code: ExportResultCode.SUCCESS })),
+    shutdown: async () => {},
+  };
+  const p = createSpanPipeline(log, slow, { maxQueueSize: 10, maxExportBatchSize: 5, scheduledDelayMillis: 1 });
+  const span = { spanContext: () => ({ traceId: '1'.repeat(32), spanId: '1'.repeat(16), traceFlags: 1 }), resource: { asyncAttributesPending: false } } as unknown as ReadableSpan;
+  for (let i = 0; i < 10; i++) p.submit(span);
+  await new Promise((r) => setTimeout(r, 20)); // the first batch of 5 is handed over and held
+  for (let i = 0; i < 20; i++) p.submit(span);
+  const s = p.exporter.stats;
+  assert.equal(s.spansHanded, 5);
+  assert.equal(p.queued(), 10);
+  assert.equal(s.spansDropped, 15);
+  assert.equal(s.spansQueued + s.spansDropped, 30);
+  release();
+  await p.shutdown();
+  assert.equal(s.spansExported, s.spansQueued);
+});
+
+test('fan-out to no exporter (--no-export) completes every export', async () => {
+  assert.equal((await exportOnce(new FanOutExporter([]))).code, ExportResultCode.SUCCESS);
+});
