@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { keepAliveProxy, writeNginxConfig } from '../src/lab/nginx-config';
 import { BenchCgroups, OtlpSink, cpuSeconds, median, requireRoot, rssMiB, saveResults, startAgent, stopAgent, type RunningAgent } from './bench-support';
 
 const ROUNDS = Number(process.env.BENCH_HTTP_ROUNDS ?? 5);
@@ -33,28 +34,6 @@ interface WrkResult {
   p50Us: number;
   p99Us: number;
   errors: number;
-}
-
-function nginxConf(dir: string, body: string): string {
-  const conf = path.join(dir, 'nginx.conf');
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(
-    conf,
-    `worker_processes 1;
-daemon off;
-master_process on;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-${body}
-}
-`,
-  );
-  return conf;
 }
 
 function startInCgroupPiped(cgroup: string, argv: string[]): ChildProcess {
@@ -170,15 +149,8 @@ async function main(): Promise<void> {
   const results: RegimeResult[] = [];
   let longRun: LongRun | undefined;
   try {
-    const upstreamConf = nginxConf(path.join(tmp, 'upstream'), `  server { listen 127.0.0.1:${UPSTREAM_PORT}; location / { return 200 "hello from upstream\\n"; } }`);
-    const proxyConf = nginxConf(
-      path.join(tmp, 'proxy'),
-      `  upstream backend { server 127.0.0.1:${UPSTREAM_PORT}; keepalive 16; }
-  server {
-    listen 127.0.0.1:${PROXY_PORT};
-    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }`,
-    );
+    const upstreamConf = writeNginxConfig(path.join(tmp, 'upstream'), `  server { listen 127.0.0.1:${UPSTREAM_PORT}; location / { return 200 "hello from upstream\\n"; } }`);
+    const proxyConf = writeNginxConfig(path.join(tmp, 'proxy'), keepAliveProxy(`127.0.0.1:${PROXY_PORT}`, `127.0.0.1:${UPSTREAM_PORT}`));
     procs.push(startInCgroup(traced, 'nginx', ['-c', upstreamConf, '-p', path.join(tmp, 'upstream')], path.join(tmp, 'upstream.log')));
     procs.push(startInCgroup(traced, 'nginx', ['-c', proxyConf, '-p', path.join(tmp, 'proxy')], path.join(tmp, 'proxy.log')));
     await waitForPort(UPSTREAM_PORT);

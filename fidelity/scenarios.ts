@@ -3,10 +3,10 @@
  * runs the load generator ("client"); each scenario starts its services and
  * returns the address the load goes to.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { Lab, type Host } from '../src/lab/namespace-lab';
+import { keepAliveProxy, writeNginxConfig } from '../src/lab/nginx-config';
 
 export const SERVICES = path.resolve(__dirname, '..', '..', 'fidelity', 'services');
 
@@ -54,32 +54,7 @@ async function node(env: ScenarioEnv, host: Host, name: string, port: number, va
 
 async function nginx(env: ScenarioEnv, host: Host, port: number, upstream: string): Promise<string> {
   const dir = path.join(env.lab.logDir, `nginx-${host.name}`);
-  fs.mkdirSync(dir, { recursive: true });
-  const conf = path.join(dir, 'nginx.conf');
-  fs.writeFileSync(
-    conf,
-    `worker_processes 2;
-daemon off;
-master_process on;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  upstream backend { server ${upstream}; keepalive 16; }
-  server {
-    listen ${host.ip}:${port};
-    location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }
-}
-`,
-  );
+  const conf = writeNginxConfig(dir, keepAliveProxy(`${host.ip}:${port}`, upstream), 2);
   env.lab.spawnIn(host, `nginx-${host.name}`, 'nginx', ['-c', conf, '-p', dir]);
   await waitForPort(host, port);
   return `${host.ip}:${port}`;

@@ -2,6 +2,7 @@
  * The agent: kernel events -> decoder -> correlator -> spans -> OTLP.
  * One Agent per host (per cgroup scope).
  */
+import fs from 'node:fs';
 import { KernelTracer, defaultObjectPath } from './bpf/kernel-tracer';
 import { requireRunPrerequisites } from './bpf/prerequisites';
 import type { PeerPrefix } from './bpf/trusted-peers';
@@ -59,6 +60,9 @@ export class Agent {
   /** Ring-buffer records read (decoded or not): with the kernel's events_lost, all it produced. */
   records = 0;
   private lostReported = 0;
+  /** Resolves when the agent cannot go on (its cgroup scope was removed): the caller stops it. */
+  readonly scopeGone: Promise<void>;
+  private markScopeGone: () => void = () => {};
 
   constructor(private readonly opts: AgentOptions) {
     requireRunPrerequisites(opts.cgroupPath);
@@ -77,6 +81,7 @@ export class Agent {
     this.resources = new ProcessResources(opts.resourceAttributes, opts.serviceNameFrom);
     this.pipeline = createSpanPipeline(opts.log, opts.exporter, opts.batch);
     this.correlator = new Correlator((ex) => this.export(ex), { idleNs: opts.idleMs * 1e6 });
+    this.scopeGone = new Promise((resolve) => (this.markScopeGone = resolve));
   }
 
   /** Starts the Prometheus endpoint, if asked for; resolves with its port. */
@@ -163,6 +168,11 @@ export class Agent {
       if (now - lossChecked >= 1000) {
         this.reportLoss();
         lossChecked = now;
+        // A removed cgroup can hold no process: nothing is left to trace.
+        if (this.opts.filterCgroup && !fs.existsSync(this.opts.cgroupPath)) {
+          this.opts.log.error({ cgroup: this.opts.cgroupPath }, 'cgroup removed: stopping');
+          this.markScopeGone();
+        }
       }
     }
   }

@@ -52,12 +52,13 @@ export function checkPrivileges(): Check {
 export function checkKernelVersion(): Check {
   const release = fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
   const [maj, min] = release.split('.').map((x) => parseInt(x, 10));
-  const ok = maj > 5 || (maj === 5 && min >= 10);
+  // 5.10: TCP header options from BPF; 6.2: bpf_rdonly_cast (typed kernel reads in tracepoints).
+  const ok = maj > 6 || (maj === 6 && min >= 2);
   return {
     name: 'kernel',
     ok,
-    detail: `${release}${ok ? '' : ' is older than 5.10 (TCP header options from BPF need 5.10)'}`,
-    fix: ok ? undefined : 'use a kernel >= 5.10',
+    detail: `${release}${ok ? '' : ' is older than 6.2 (Gearbox needs TCP header options from BPF, 5.10, and bpf_rdonly_cast, 6.2)'}`,
+    fix: ok ? undefined : 'use a kernel >= 6.2',
   };
 }
 

@@ -166,15 +166,18 @@ the --config file. Standard OpenTelemetry variables:
         process.exitCode = 1;
         return;
       }
-      await new Promise<void>((resolve) => {
+      const gone = await new Promise<boolean>((resolve) => {
         const onSignal = (sig: string) => {
           log.info({ signal: sig }, 'stopping');
-          resolve();
+          resolve(false);
         };
         process.once('SIGINT', onSignal);
         process.once('SIGTERM', onSignal);
+        void agent.scopeGone.then(() => resolve(true));
       });
       await agent.stop();
+      if (gone) process.exit(1); // the signal handlers still wait: leave with the error
+
     });
   program
     .command('doctor')

@@ -7,42 +7,26 @@
  * failed spans, nothing crashes, and the agent keeps reporting throughout.
  * OUTAGE_SECONDS shortens the outage when debugging (default 60).
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { Lab, requireRootLab, type Host } from '../support/lab';
-import { OtlpReceiver } from '../support/otlp-receiver';
-import { startStaticServer } from '../support/agent-round';
+import { Lab } from '../support/lab';
+import { serverAndClientLab } from '../support/agent-round';
 import { SERVICES_DIR } from '../../src/demo/sample-system';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const OUTAGE_SECONDS = Number(process.env.OUTAGE_SECONDS ?? 60);
-let lab: Lab;
-let server: Host;
-let client: Host;
-const receiver = new OtlpReceiver();
-
-before(async () => {
-  requireRootLab();
-  lab = new Lab(path.join(ROOT, 'test-logs', 'exporter-outage'));
-  [server, client] = lab.create(2);
-  await receiver.start();
-  await startStaticServer(lab, server);
-});
-after(async () => {
-  await lab?.destroy();
-  await receiver.stop();
-});
+const env = serverAndClientLab('exporter-outage', ROOT);
 
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function traffic(label: string, n: number, delayMs: number): ChildProcess {
-  return lab.spawnIn(client, label, process.execPath, [path.join(SERVICES_DIR, 'load-client.js')], {
-    TARGET: `http://${server.ip}:8080`,
+  return env.lab.spawnIn(env.client, label, process.execPath, [path.join(SERVICES_DIR, 'load-client.js')], {
+    TARGET: `http://${env.server.ip}:8080`,
     N: String(n),
     MODE: 'keepalive',
     DELAY_MS: String(delayMs),
@@ -59,8 +43,8 @@ async function until(cond: () => boolean, ms: number): Promise<boolean> {
 }
 
 test(`exporter down ${OUTAGE_SECONDS} s, then rejecting, then slow: bounded memory, drops counted, export resumes, no crash`, async (t) => {
-  const agent = lab.spawnRoot('agent', process.execPath, [CLI, 'run', '--cgroup', server.cgroup, '--poll-ms', '20', '--idle-ms', '500', '--stats-interval-ms', '1000'], {
-    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+  const agent = env.lab.spawnRoot('agent', process.execPath, [CLI, 'run', '--cgroup', env.server.cgroup, '--poll-ms', '20', '--idle-ms', '500', '--stats-interval-ms', '1000'], {
+    OTEL_EXPORTER_OTLP_ENDPOINT: env.receiver.endpoint,
     OTEL_EXPORTER_OTLP_TIMEOUT: '1000',
     OTEL_BSP_MAX_QUEUE_SIZE: '512',
     OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '128',
@@ -76,13 +60,13 @@ test(`exporter down ${OUTAGE_SECONDS} s, then rejecting, then slow: bounded memo
   // Healthy.
   const warm = traffic('warm', 20, 0);
   await new Promise((r) => warm.once('exit', r));
-  assert.ok(await until(() => receiver.spans.length >= 20, 15_000), `healthy export: ${receiver.spans.length} spans`);
+  assert.ok(await until(() => env.receiver.spans.length >= 20, 15_000), `healthy export: ${env.receiver.spans.length} spans`);
   await sleep(1500);
   const rssBefore = rssMiB(pid);
 
   // Outage under steady traffic.
-  const port = receiver.port;
-  receiver.kill();
+  const port = env.receiver.port;
+  env.receiver.kill();
   const during = traffic('outage', 0, 5);
   let rssPeak = rssBefore;
   const statsBefore = stats().length;
@@ -96,30 +80,30 @@ test(`exporter down ${OUTAGE_SECONDS} s, then rejecting, then slow: bounded memo
   const statsDuring = stats().length - statsBefore;
 
   // Back: export resumes by itself (the held batch, then the queue), and new traffic flows.
-  const beforeBack = receiver.spans.length;
-  await receiver.start(port);
-  const drainedOk = await until(() => lastExport().queued === 0 && receiver.spans.length > beforeBack, 20_000);
+  const beforeBack = env.receiver.spans.length;
+  await env.receiver.start(port);
+  const drainedOk = await until(() => lastExport().queued === 0 && env.receiver.spans.length > beforeBack, 20_000);
   const backAt = Date.now();
   const resumed = traffic('resumed', 20, 0);
   await new Promise((r) => resumed.once('exit', r));
-  const resumedOk = await until(() => receiver.spans.filter((s) => Number(s.startNs / 1_000_000n) >= backAt).length >= 20, 20_000);
+  const resumedOk = await until(() => env.receiver.spans.filter((s) => Number(s.startNs / 1_000_000n) >= backAt).length >= 20, 20_000);
 
   // Rejects exports (a permanent error: not retried, the spans count as failed).
   await until(() => lastExport().queued === 0, 10_000);
   const beforeReject = lastExport();
-  receiver.behaviour = 'reject';
+  env.receiver.behaviour = 'reject';
   const rejected = traffic('rejected', 30, 0);
   await new Promise((r) => rejected.once('exit', r));
   const rejectedOk = await until(() => (lastExport().spansFailed ?? 0) > (beforeReject.spansFailed ?? 0), 10_000);
   const afterReject = lastExport();
   // Answers slower than the exporter's timeout: retried until it is quick again.
-  receiver.behaviour = 'slow';
-  receiver.slowMs = 3000;
+  env.receiver.behaviour = 'slow';
+  env.receiver.slowMs = 3000;
   const slow = traffic('slow', 30, 0);
   await new Promise((r) => slow.once('exit', r));
   const slowOk = await until(() => (lastExport().exportErrors ?? 0) > (afterReject.exportErrors ?? 0), 10_000);
   const afterSlow = lastExport();
-  receiver.behaviour = 'ok';
+  env.receiver.behaviour = 'ok';
   const deliveredOk = await until(() => lastExport().queued === 0 && (lastExport().spansExported ?? 0) > (afterSlow.spansExported ?? 0), 20_000);
 
   const code = await Lab.stop(agent, 'SIGTERM', 30_000);
@@ -127,7 +111,7 @@ test(`exporter down ${OUTAGE_SECONDS} s, then rejecting, then slow: bounded memo
   const e = detached.export ?? {};
   t.diagnostic(
     `outage ${OUTAGE_SECONDS} s: RSS ${rssBefore.toFixed(1)} -> peak ${rssPeak.toFixed(1)} MiB; dropped ${afterOutage.spansDropped} spans, ${afterOutage.exportErrors} export errors; ${statsDuring} stats lines during the outage; ` +
-      `resumed: ${receiver.spans.length - beforeBack} spans after restart; rejected: ${afterReject.spansFailed - beforeReject.spansFailed} spans failed; slow: ${afterSlow.exportErrors - afterReject.exportErrors} attempts timed out; final ${JSON.stringify(e)}`,
+      `resumed: ${env.receiver.spans.length - beforeBack} spans after restart; rejected: ${afterReject.spansFailed - beforeReject.spansFailed} spans failed; slow: ${afterSlow.exportErrors - afterReject.exportErrors} attempts timed out; final ${JSON.stringify(e)}`,
   );
   assert.equal(code, 0, 'clean exit');
   assert.ok(afterOutage.spansDropped > 0, 'spans beyond the queue were dropped and counted');

@@ -6,6 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { Lab, requireRootLab, type Host } from '../support/lab';
 
@@ -80,4 +81,16 @@ test('SIGKILL of the agent leaves zero programs, links and cgroup attachments; a
   // The kernel frees programs after an RCU grace period: give it a moment.
   await until(() => attached(h1.cgroup).programs === 0, 5000);
   assert.deepEqual(attached(h1.cgroup), { programs: 0, links: 0, cgroupProgs: 0 }, 'a stopped agent detaches everything');
+});
+
+test('an agent whose cgroup is removed stops by itself, with an error, and detaches', async () => {
+  const scope = path.join(path.dirname(h1.cgroup), 'removed-scope');
+  fs.mkdirSync(scope);
+  const a = lab.spawnRoot('agent-removed', process.execPath, [CLI, 'run', '--cgroup', scope, '--stats-interval-ms', '0'], { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9' });
+  await Lab.waitFor(a, /"msg":"attached"/, 20_000, 'agent on the cgroup to be removed');
+  fs.rmdirSync(scope);
+  const code = await Promise.race([new Promise<number | null>((r) => a.once('exit', r)), new Promise<string>((r) => setTimeout(() => r('still running'), 15_000))]);
+  assert.equal(code, 1, 'exits with an error');
+  assert.match(lab.logOf('agent-removed'), /cgroup removed: stopping/);
+  assert.match(lab.logOf('agent-removed'), /"msg":"detached"/);
 });

@@ -6,39 +6,23 @@
  * mark the spans that lost events as incomplete instead of dropping them,
  * keep logging its stats and stop promptly on SIGTERM.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { Lab, requireRootLab, type Host } from '../support/lab';
-import { OtlpReceiver } from '../support/otlp-receiver';
-import { startStaticServer } from '../support/agent-round';
+import { Lab } from '../support/lab';
+import { serverAndClientLab } from '../support/agent-round';
 import { SERVICES_DIR } from '../../src/demo/sample-system';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
-let lab: Lab;
-let server: Host;
-let client: Host;
-const receiver = new OtlpReceiver();
-
-before(async () => {
-  requireRootLab();
-  lab = new Lab(path.join(ROOT, 'test-logs', 'overload'));
-  [server, client] = lab.create(2);
-  await receiver.start();
-  await startStaticServer(lab, server);
-});
-after(async () => {
-  await lab?.destroy();
-  await receiver.stop();
-});
+const env = serverAndClientLab('overload', ROOT);
 
 test('a full ring buffer: loss counted exactly, reported, charged to incomplete spans; the agent stays responsive', async (t) => {
-  const loop = path.join(lab.logDir, 'syscall-loop');
+  const loop = path.join(env.lab.logDir, 'syscall-loop');
   execFileSync('clang', ['-O2', '-o', loop, path.join(ROOT, 'bench', 'syscall-loop.c')]);
-  const agent = lab.spawnRoot('agent', process.execPath, [CLI, 'run', '--cgroup', server.cgroup, '--ringbuf-bytes', '65536', '--poll-ms', '50', '--idle-ms', '500', '--stats-interval-ms', '500', '--metrics-port', '0', '--metrics-host', '127.0.0.1'], {
-    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+  const agent = env.lab.spawnRoot('agent', process.execPath, [CLI, 'run', '--cgroup', env.server.cgroup, '--ringbuf-bytes', '65536', '--poll-ms', '50', '--idle-ms', '500', '--stats-interval-ms', '500', '--metrics-port', '0', '--metrics-host', '127.0.0.1'], {
+    OTEL_EXPORTER_OTLP_ENDPOINT: env.receiver.endpoint,
     OTEL_BSP_SCHEDULE_DELAY: '100',
   });
   let log = '';
@@ -46,9 +30,9 @@ test('a full ring buffer: loss counted exactly, reported, charged to incomplete 
   await Lab.waitFor(agent, /"msg":"attached"/, 20_000, 'agent');
 
   // The storm runs on the server host, in the traced cgroup, beside the HTTP server.
-  const storm = lab.spawnIn(server, 'storm', loop, ['tcp', '3000000']);
-  const http = lab.spawnIn(client, 'client', process.execPath, [path.join(SERVICES_DIR, 'load-client.js')], {
-    TARGET: `http://${server.ip}:8080`,
+  const storm = env.lab.spawnIn(env.server, 'storm', loop, ['tcp', '3000000']);
+  const http = env.lab.spawnIn(env.client, 'client', process.execPath, [path.join(SERVICES_DIR, 'load-client.js')], {
+    TARGET: `http://${env.server.ip}:8080`,
     N: '300',
     MODE: 'keepalive',
   });
@@ -68,11 +52,11 @@ test('a full ring buffer: loss counted exactly, reported, charged to incomplete 
   const kernel = detached.kernel ?? {};
   const warnings = log.split('\n').filter((l) => l.includes('events lost: ring buffer full'));
   const totalWarned = warnings.reduce((a, l) => a + (JSON.parse(l).lost as number), 0);
-  const incomplete = receiver.spans.filter((s) => s.attributes['gearbox.events_lost'] !== undefined);
+  const incomplete = env.receiver.spans.filter((s) => s.attributes['gearbox.events_lost'] !== undefined);
   const charged = incomplete.reduce((a, s) => a + Number(s.attributes['gearbox.events_lost']), 0);
   t.diagnostic(
     `kernel sent ${kernel.events_sent}, lost ${kernel.events_lost}; agent read ${detached.records} records; ${warnings.length} loss warnings (${totalWarned} events); ` +
-      `${receiver.spans.length} spans, ${incomplete.length} marked incomplete (${charged} lost events charged, ${detached.correlator?.lostUnattributed} after their span was sent); stop took ${stopMs} ms; ${statsDuringStorm} stats lines during the storm`,
+      `${env.receiver.spans.length} spans, ${incomplete.length} marked incomplete (${charged} lost events charged, ${detached.correlator?.lostUnattributed} after their span was sent); stop took ${stopMs} ms; ${statsDuringStorm} stats lines during the storm`,
   );
   t.diagnostic(`metrics: events_received ${metric('gearbox_events_received_total')}, events_lost ${metric('gearbox_events_lost_total')}, spans_incomplete ${metric('gearbox_spans_incomplete_total')}, rss ${metric('gearbox_process_resident_memory_bytes')}`);
   assert.equal(code, 0, 'the agent exits cleanly');
@@ -90,6 +74,6 @@ test('a full ring buffer: loss counted exactly, reported, charged to incomplete 
   assert.ok(incomplete.length > 0, 'spans that lost events are exported, marked incomplete');
   for (const s of incomplete) assert.match(String(s.attributes['gearbox.incomplete']), /ring buffer/);
   assert.ok(charged + detached.correlator.lostUnattributed <= kernel.events_lost, 'no more loss charged than happened');
-  for (const s of receiver.spans) assert.match(`${s.traceId}/${s.spanId}`, /^[0-9a-f]{32}\/[0-9a-f]{16}$/, 'well-formed ids only');
-  assert.ok(receiver.spans.length > 0);
+  for (const s of env.receiver.spans) assert.match(`${s.traceId}/${s.spanId}`, /^[0-9a-f]{32}\/[0-9a-f]{16}$/, 'well-formed ids only');
+  assert.ok(env.receiver.spans.length > 0);
 });

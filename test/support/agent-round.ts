@@ -6,7 +6,9 @@
 import path from 'node:path';
 import { Lab, type Host } from '../../src/lab/namespace-lab';
 import { SERVICES_DIR } from '../../src/demo/sample-system';
-import type { OtlpReceiver, ReceivedSpan } from './otlp-receiver';
+import { after, before } from 'node:test';
+import { requireRootLab } from '../../src/lab/namespace-lab';
+import { OtlpReceiver, type ReceivedSpan } from './otlp-receiver';
 
 const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 
@@ -47,4 +49,25 @@ export async function tracedRound(o: RoundOptions): Promise<{ kernel: Record<str
   await new Promise((r) => setTimeout(r, 300));
   const detached = log.split('\n').find((l) => l.includes('"msg":"detached"')) ?? '{}';
   return { kernel: (JSON.parse(detached).kernel ?? {}) as Record<string, number>, spans: o.receiver.spans.slice(from) };
+}
+
+/**
+ * A two-host lab for one test file: `server` runs python's http.server on
+ * :8080, `client` is free; an OTLP receiver is up. Registers before/after
+ * hooks; the returned object is filled in by `before`.
+ */
+export function serverAndClientLab(name: string, root: string): { lab: Lab; server: Host; client: Host; receiver: OtlpReceiver } {
+  const env = { receiver: new OtlpReceiver() } as { lab: Lab; server: Host; client: Host; receiver: OtlpReceiver };
+  before(async () => {
+    requireRootLab();
+    env.lab = new Lab(path.join(root, 'test-logs', name));
+    [env.server, env.client] = env.lab.create(2);
+    await env.receiver.start();
+    await startStaticServer(env.lab, env.server);
+  });
+  after(async () => {
+    await env.lab?.destroy();
+    await env.receiver.stop();
+  });
+  return env;
 }

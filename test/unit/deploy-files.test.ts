@@ -25,6 +25,10 @@ test('Kubernetes: namespace, config, collector service and a DaemonSet with the 
   assert.deepEqual(pod.containers[0].args, ['run']);
   assert.equal(docs[1].data.OTEL_EXPORTER_OTLP_ENDPOINT, 'http://otel-collector.gearbox.svc:4317');
   assert.equal(docs[2].spec.ports[0].port, 4317);
+  // The agent's own metrics: served on the port Prometheus is told to scrape.
+  assert.equal(docs[1].data.GEARBOX_METRICS_PORT, '9464');
+  assert.equal(pod.containers[0].ports[0].containerPort, 9464);
+  assert.equal(ds.spec.template.metadata.annotations['prometheus.io/port'], '9464');
 });
 
 test('Collector: OTLP in, Jaeger and a vendor out, with memory_limiter, batch and retries', () => {
