@@ -82,7 +82,9 @@ test(`exporter down ${OUTAGE_SECONDS} s, then rejecting, then slow: bounded memo
   // Back: export resumes by itself (the held batch, then the queue), and new traffic flows.
   const beforeBack = env.receiver.spans.length;
   await env.receiver.start(port);
-  const drainedOk = await until(() => lastExport().queued === 0 && env.receiver.spans.length > beforeBack, 20_000);
+  // gRPC's own reconnect backoff (grown during the outage) decides when the
+  // channel tries again: seconds, at most about two minutes after a long outage.
+  const drainedOk = await until(() => lastExport().queued === 0 && env.receiver.spans.length > beforeBack, 150_000);
   const backAt = Date.now();
   const resumed = traffic('resumed', 20, 0);
   await new Promise((r) => resumed.once('exit', r));
