@@ -8,6 +8,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
+export { cpuSeconds, rssMiB } from '../test/support/process-watch';
+
 export const ROOT = path.resolve(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const CG_ROOT = '/sys/fs/cgroup/unified';
@@ -108,19 +110,6 @@ export async function stopAgent(agent: RunningAgent): Promise<void> {
   if (agent.proc.exitCode !== null) return;
   agent.proc.kill('SIGTERM');
   await new Promise((r) => agent.proc.once('exit', r));
-}
-
-/** User + system CPU seconds of a process so far. */
-export function cpuSeconds(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in USER_HZ (100)
-}
-
-/** Resident set size of a process in MiB. */
-export function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
 }
 
 /** Adds (replaces) one benchmark's section of bench/results.json. */

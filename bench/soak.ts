@@ -13,10 +13,10 @@ import type { ChildProcess } from 'node:child_process';
 import { Lab, type Host } from '../src/lab/namespace-lab';
 import { SERVICES_DIR, startSampleChain } from '../src/demo/sample-system';
 import { OtlpSink, ROOT, median, requireRoot, rssMiB, saveResults } from './bench-support';
+import { sleep } from '../test/support/process-watch';
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 1800);
 const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Sample {
   t: number;

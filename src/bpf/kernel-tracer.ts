@@ -319,30 +319,36 @@ export class KernelTracer {
   }
 
   private setExcludedComms(): void {
-    const lib = libbpf();
-    const fd = lib.bpf_map__fd(this.map('excluded_comm_map')) as number;
-    const one = Buffer.from([1]);
-    for (const name of this.opts.excludeComms) {
-      const key = Buffer.alloc(16);
-      key.write(name.slice(0, 15), 'utf8');
-      if ((lib.bpf_map_update_elem(fd, key, one, 0n) as number) !== 0) {
-        throw new KernelTracerError(`cannot exclude process name ${name} (errno ${koffi.errno()}); at most 64 names`);
-      }
-    }
+    this.fillSet(
+      'excluded_comm_map',
+      this.opts.excludeComms.map((name) => {
+        const key = Buffer.alloc(16);
+        key.write(name.slice(0, 15), 'utf8');
+        return { key, refusal: `cannot exclude process name ${name}`, hint: '; at most 64 names' };
+      }),
+    );
   }
 
   private setTrustedPeers(): void {
     if (!this.opts.trustPeers) return;
+    this.fillSet(
+      'trusted_peer_map',
+      this.opts.trustPeers.map((p) => {
+        const key = Buffer.alloc(STRUCTS.gb_peer_prefix.size);
+        key.writeUInt32LE(p.prefixlen, STRUCTS.gb_peer_prefix.fields.prefixlen.offset);
+        p.addr.copy(key, STRUCTS.gb_peer_prefix.fields.addr.offset);
+        return { key, refusal: `cannot trust ${p.text}`, hint: '' };
+      }),
+    );
+  }
+
+  /** Puts each key into the set-like map `name` (value 1); a refused key is an error. */
+  private fillSet(name: string, entries: { key: Buffer; refusal: string; hint: string }[]): void {
     const lib = libbpf();
-    const fd = lib.bpf_map__fd(this.map('trusted_peer_map')) as number;
+    const fd = lib.bpf_map__fd(this.map(name)) as number;
     const one = Buffer.from([1]);
-    for (const p of this.opts.trustPeers) {
-      const key = Buffer.alloc(STRUCTS.gb_peer_prefix.size);
-      key.writeUInt32LE(p.prefixlen, STRUCTS.gb_peer_prefix.fields.prefixlen.offset);
-      p.addr.copy(key, STRUCTS.gb_peer_prefix.fields.addr.offset);
-      if ((lib.bpf_map_update_elem(fd, key, one, 0n) as number) !== 0) {
-        throw new KernelTracerError(`cannot trust ${p.text} (errno ${koffi.errno()})`);
-      }
+    for (const e of entries) {
+      if ((lib.bpf_map_update_elem(fd, e.key, one, 0n) as number) !== 0) throw new KernelTracerError(`${e.refusal} (errno ${koffi.errno()})${e.hint}`);
     }
   }
 

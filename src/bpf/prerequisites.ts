@@ -154,11 +154,12 @@ export function checkLibbpf(): Check {
 }
 
 export function checkBpffs(): Check {
-  const ok = mountsOf('bpf').length > 0;
+  const [mount] = mountsOf('bpf');
+  const ok = mount !== undefined;
   return {
     name: 'bpffs',
     ok,
-    detail: ok ? mountsOf('bpf')[0] : 'no bpf filesystem is mounted (needed only to pin maps; Gearbox uses links)',
+    detail: ok ? mount : 'no bpf filesystem is mounted (needed only to pin maps; Gearbox uses links)',
     fix: ok ? undefined : 'mount -t bpf bpf /sys/fs/bpf',
   };
 }

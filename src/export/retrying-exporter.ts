@@ -29,8 +29,6 @@ export function isRetryable(error: Error | undefined): boolean {
 }
 
 export class RetryingExporter implements SpanExporter {
-  /** Export attempts that failed (each retry counts). */
-  failedAttempts = 0;
   /** Batches being held for a retry right now (0 or 1 behind a BatchSpanProcessor). */
   holding = 0;
   private stopping = false;
@@ -54,7 +52,6 @@ export class RetryingExporter implements SpanExporter {
     const attempt = () => {
       this.inner.export(spans, (r) => {
         if (r.code === ExportResultCode.SUCCESS) return finish(r);
-        this.failedAttempts++;
         const retry = !this.stopping && isRetryable(r.error) && Date.now() - started + backoff <= this.policy.maxElapsedMs;
         this.onAttemptFailed(r.error, retry);
         if (!retry) return finish(r);

@@ -9,11 +9,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { Lab } from '../support/lab';
 import { serverAndClientLab } from '../support/agent-round';
+import { rssMiB, sleep, until } from '../support/process-watch';
 import { SERVICES_DIR } from '../../src/demo/sample-system';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -21,8 +21,6 @@ const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const OUTAGE_SECONDS = Number(process.env.OUTAGE_SECONDS ?? 60);
 const env = serverAndClientLab('exporter-outage', ROOT);
 
-const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function traffic(label: string, n: number, delayMs: number): ChildProcess {
   return env.lab.spawnIn(env.client, label, process.execPath, [path.join(SERVICES_DIR, 'load-client.js')], {
@@ -31,15 +29,6 @@ function traffic(label: string, n: number, delayMs: number): ChildProcess {
     MODE: 'keepalive',
     DELAY_MS: String(delayMs),
   });
-}
-
-async function until(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return true;
-    await sleep(100);
-  }
-  return cond();
 }
 
 test(`exporter down ${OUTAGE_SECONDS} s, then rejecting, then slow: bounded memory, drops counted, export resumes, no crash`, async (t) => {

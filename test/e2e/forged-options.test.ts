@@ -3,33 +3,29 @@
  * options: the receiving host ignores each kind, counts it, never adopts a
  * context from it, and keeps tracing (every request a root server span).
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Lab, requireRootLab, type Host } from '../support/lab';
-import { OtlpReceiver } from '../support/otlp-receiver';
 import { libbpf, type Ptr } from '../../src/bpf/libbpf';
-import { startStaticServer, tracedRound } from '../support/agent-round';
+import { serverAndClientLab, tracedRound } from '../support/agent-round';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const N = 5;
-let lab: Lab;
-let receiver: OtlpReceiver;
-let attacker: Host;
-let victim: Host;
+// The victim is env.server (the traced HTTP server); the attacker is env.client, whose own BPF program forges options.
+const env = serverAndClientLab('forged-options', ROOT);
 
 /** Compiles and attaches the forger to the attacker's cgroup; returns a detach function. */
 function attachForger(mode: number): () => void {
-  const obj = path.join(lab.logDir, `forger-${mode}.bpf.o`);
+  const obj = path.join(env.lab.logDir, `forger-${mode}.bpf.o`);
   execFileSync('clang', ['-O2', '-g', '-target', 'bpf', '-D__TARGET_ARCH_x86', `-DFORGE_MODE=${mode}`, '-I', path.join(ROOT, 'bpf', '.output'), '-c', path.join(ROOT, 'test', 'bpf', 'forger.bpf.c'), '-o', obj]);
   const lib = libbpf();
   const o = lib.bpf_object__open_file(obj, null) as Ptr | null;
   assert.ok(o, 'cannot open the forger object');
   assert.equal(lib.bpf_object__load(o), 0, 'the kernel refused the forger');
   const prog = lib.bpf_object__next_program(o, null) as Ptr;
-  const cg = fs.openSync(attacker.cgroup, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  const cg = fs.openSync(env.client.cgroup, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
   const link = lib.bpf_program__attach_cgroup(prog, cg) as Ptr | null;
   fs.closeSync(cg);
   assert.ok(link, 'cannot attach the forger');
@@ -38,20 +34,6 @@ function attachForger(mode: number): () => void {
     lib.bpf_object__close(o);
   };
 }
-
-before(async () => {
-  requireRootLab();
-  receiver = new OtlpReceiver();
-  await receiver.start();
-  lab = new Lab(path.join(ROOT, 'test-logs', 'forged-options'));
-  [attacker, victim] = lab.create(2);
-  await startStaticServer(lab, victim);
-});
-
-after(async () => {
-  await lab?.destroy();
-  await receiver?.stop();
-});
 
 const CASES: [number, string, (k: Record<string, number>) => boolean][] = [
   [1, 'our ExID with length 20', (k) => k.opt_bad_len >= N],
@@ -69,7 +51,7 @@ for (const [mode, what, counted] of CASES) {
   test(`forged options: ${what} — ignored, counted, no context adopted`, async (t) => {
     const detach = attachForger(mode);
     try {
-      const { kernel, spans } = await tracedRound({ lab, receiver, server: victim, client: attacker, label: `mode-${mode}`, agentArgs: [], requests: N, mode: 'new' });
+      const { kernel, spans } = await tracedRound({ lab: env.lab, receiver: env.receiver, server: env.server, client: env.client, label: `mode-${mode}`, agentArgs: [], requests: N, mode: 'new' });
       const servers = spans.filter((s) => s.kind === 2);
       t.diagnostic(`mode ${mode}: ${JSON.stringify({ bad_len: kernel.opt_bad_len, bad_exid: kernel.opt_bad_exid, zero_id: kernel.opt_zero_id, bad_segment: kernel.opt_bad_segment, received: kernel.opt_received, adopted: kernel.ctx_adopted })}, ${servers.length} server spans`);
       assert.ok(counted(kernel), `not counted: ${JSON.stringify(kernel)}`);

@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Lab, requireRootLab, type Host } from '../support/lab';
+import { until } from '../support/process-watch';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -29,15 +30,6 @@ function attached(cgroup: string): { programs: number; links: number; cgroupProg
   const links = bpftool('link', 'list') as { prog_id: number }[];
   const cg = bpftool('cgroup', 'show', cgroup) as { name?: string }[];
   return { programs: ourIds.size, links: links.filter((l) => ourIds.has(l.prog_id)).length, cgroupProgs: cg.filter((c) => c.name && ours(c.name)).length };
-}
-
-async function until(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return cond();
 }
 
 function agent(label: string) {

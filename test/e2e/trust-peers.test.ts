@@ -3,45 +3,33 @@
  * counted (a new trace starts at this host); from inside, it is adopted.
  * The client host runs an agent too, so its requests carry a context.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { Lab, requireRootLab, type Host } from '../support/lab';
-import { OtlpReceiver } from '../support/otlp-receiver';
-import { startStaticServer, tracedRound } from '../support/agent-round';
+import { Lab } from '../support/lab';
+import { serverAndClientLab, tracedRound } from '../support/agent-round';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const N = 10;
-let lab: Lab;
-let receiver: OtlpReceiver;
-let h1: Host;
-let h2: Host;
+// The client host has its own agent, so its requests carry options to the server's.
 let clientAgent: ChildProcess;
-
-before(async () => {
-  requireRootLab();
-  receiver = new OtlpReceiver();
-  await receiver.start();
-  lab = new Lab(path.join(ROOT, 'test-logs', 'trust-peers'));
-  [h1, h2] = lab.create(2);
-  clientAgent = lab.spawnRoot('agent-h1', process.execPath, [CLI, 'run', '--cgroup', h1.cgroup, '--poll-ms', '20', '--stats-interval-ms', '0'], {
-    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
-    OTEL_BSP_SCHEDULE_DELAY: '100',
-  });
-  await Lab.waitFor(clientAgent, /"msg":"attached"/, 20_000, 'agent h1');
-  await startStaticServer(lab, h2);
-});
-
-after(async () => {
-  await Lab.stop(clientAgent);
-  await lab?.destroy();
-  await receiver?.stop();
+const env = serverAndClientLab('trust-peers', ROOT, {
+  async setup(e) {
+    clientAgent = e.lab.spawnRoot('agent-client', process.execPath, [CLI, 'run', '--cgroup', e.client.cgroup, '--poll-ms', '20', '--stats-interval-ms', '0'], {
+      OTEL_EXPORTER_OTLP_ENDPOINT: e.receiver.endpoint,
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+    });
+    await Lab.waitFor(clientAgent, /"msg":"attached"/, 20_000, 'agent on the client host');
+  },
+  async teardown() {
+    await Lab.stop(clientAgent);
+  },
 });
 
 async function round(mode: 'new' | 'keepalive', trust: string) {
-  const { kernel, spans } = await tracedRound({ lab, receiver, server: h2, client: h1, label: mode, agentArgs: ['--trust-peers', trust], requests: N, mode });
+  const { kernel, spans } = await tracedRound({ lab: env.lab, receiver: env.receiver, server: env.server, client: env.client, label: mode, agentArgs: ['--trust-peers', trust], requests: N, mode });
   const ours = spans.filter((s) => String(s.attributes['url.path'] ?? '').startsWith(`/${mode}/`));
   const clients = new Set(ours.filter((s) => s.kind === 3).map((s) => s.spanId));
   const servers = ours.filter((s) => s.kind === 2);

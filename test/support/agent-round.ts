@@ -51,21 +51,36 @@ export async function tracedRound(o: RoundOptions): Promise<{ kernel: Record<str
   return { kernel: (JSON.parse(detached).kernel ?? {}) as Record<string, number>, spans: o.receiver.spans.slice(from) };
 }
 
+export interface ServerAndClientLab {
+  lab: Lab;
+  server: Host;
+  client: Host;
+  receiver: OtlpReceiver;
+}
+
 /**
  * A two-host lab for one test file: `server` runs python's http.server on
  * :8080, `client` is free; an OTLP receiver is up. Registers before/after
- * hooks; the returned object is filled in by `before`.
+ * hooks; the returned object is filled in by `before`. Root-level hooks of
+ * node:test do not wait for each other, so a file's own set-up that needs
+ * the lab goes in `setup` (and `teardown`), run in order inside these hooks.
  */
-export function serverAndClientLab(name: string, root: string): { lab: Lab; server: Host; client: Host; receiver: OtlpReceiver } {
-  const env = { receiver: new OtlpReceiver() } as { lab: Lab; server: Host; client: Host; receiver: OtlpReceiver };
+export function serverAndClientLab(
+  name: string,
+  root: string,
+  hooks: { setup?: (env: ServerAndClientLab) => Promise<void>; teardown?: (env: ServerAndClientLab) => Promise<void> } = {},
+): ServerAndClientLab {
+  const env = { receiver: new OtlpReceiver() } as ServerAndClientLab;
   before(async () => {
     requireRootLab();
     env.lab = new Lab(path.join(root, 'test-logs', name));
     [env.server, env.client] = env.lab.create(2);
     await env.receiver.start();
     await startStaticServer(env.lab, env.server);
+    await hooks.setup?.(env);
   });
   after(async () => {
+    await hooks.teardown?.(env);
     await env.lab?.destroy();
     await env.receiver.stop();
   });
