@@ -76,7 +76,9 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 export async function startAgent(cgroup: string, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<RunningAgent> {
   // BENCH_AGENT_NODE_FLAGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the agent.
   const nodeFlags = (process.env.BENCH_AGENT_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-  const proc = spawn(process.execPath, [...nodeFlags, CLI, 'run', '--cgroup', cgroup, ...extraArgs], {
+  // BENCH_AGENT_WRAP, e.g. "chrt -i 0" or "nice -n 19", runs the agent under another command.
+  const [cmd, ...wrapArgs] = [...(process.env.BENCH_AGENT_WRAP ?? '').split(' ').filter(Boolean), process.execPath];
+  const proc = spawn(cmd, [...wrapArgs, ...nodeFlags, CLI, 'run', '--cgroup', cgroup, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, GEARBOX_LOG_LEVEL: 'info', ...env }, // the bench reads its log lines
   });

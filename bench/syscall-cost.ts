@@ -2,8 +2,10 @@
  * Per-syscall added cost, measured side by side in one run: a C loop of small
  * writes and reads on (a) a TCP connection inside the traced cgroup, (b) a
  * pipe inside the traced cgroup, (c) a TCP connection in a cgroup outside the
- * scope — each with and without a Gearbox agent attached, alternating, over
- * several rounds. Prints medians and spreads; writes bench/results.json.
+ * scope, and (d) a syscall Gearbox does not watch (getppid) — untraced, and
+ * traced with each way of hooking syscalls (--hooks raw, --hooks per-syscall),
+ * in rotating order over several rounds. Prints medians and spreads; writes
+ * bench/results.json.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -14,7 +16,9 @@ import { BenchCgroups, ROOT, median, requireRoot, saveResults, startAgent, stopA
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const CALLS = Number(process.env.BENCH_CALLS ?? 200_000);
 
-function runLoop(bin: string, cgroup: string, kind: 'tcp' | 'pipe'): number {
+const HOOKS = ['raw', 'per-syscall'] as const;
+
+function runLoop(bin: string, cgroup: string, kind: 'tcp' | 'pipe' | 'getppid'): number {
   const r = spawnSync('sh', ['-c', 'echo $$ > "$1/cgroup.procs" && exec "$2" "$3" "$4"', 'sh', cgroup, bin, kind, String(CALLS)], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`loop failed: ${r.stderr}`);
   return Number(r.stdout.trim());
@@ -32,14 +36,20 @@ async function main(): Promise<void> {
     { id: 'tcp_in_scope', label: 'TCP write/read, traced cgroup', cg: traced, kind: 'tcp' as const },
     { id: 'pipe_in_scope', label: 'pipe write/read, traced cgroup', cg: traced, kind: 'pipe' as const },
     { id: 'tcp_out_of_scope', label: 'TCP write/read, other cgroup', cg: outside, kind: 'tcp' as const },
+    { id: 'unwatched_syscall', label: 'getppid (not watched), other cgroup', cg: outside, kind: 'getppid' as const },
   ];
-  const samples: Record<string, { off: number[]; on: number[] }> = Object.fromEntries(cases.map((c) => [c.id, { off: [], on: [] }]));
+  const configs = ['off', ...HOOKS] as const;
+  type Config = (typeof configs)[number];
+  const samples: Record<string, Record<Config, number[]>> = Object.fromEntries(
+    cases.map((c) => [c.id, Object.fromEntries(configs.map((k) => [k, [] as number[]])) as Record<Config, number[]>]),
+  );
   try {
     for (let r = 0; r < ROUNDS; r++) {
-      // Alternate which comes first, so drift does not favour either side.
-      for (const traceFirst of r % 2 === 0 ? [false, true] : [true, false]) {
-        const agent = traceFirst ? await startAgent(traced, ['--stats-interval-ms', '0', '--no-export']) : undefined;
-        for (const c of cases) samples[c.id][traceFirst ? 'on' : 'off'].push(runLoop(bin, c.cg, c.kind));
+      // Rotate which comes first, so drift does not favour any of them.
+      const order = configs.map((_, i) => configs[(i + r) % configs.length]);
+      for (const config of order) {
+        const agent = config === 'off' ? undefined : await startAgent(traced, ['--stats-interval-ms', '0', '--no-export', '--hooks', config]);
+        for (const c of cases) samples[c.id][config].push(runLoop(bin, c.cg, c.kind));
         if (agent) await stopAgent(agent);
       }
     }
@@ -48,23 +58,25 @@ async function main(): Promise<void> {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
   const results = cases.map((c) => {
-    const { off, on } = samples[c.id];
-    const diffs = off.map((o, i) => on[i] - o);
-    return {
-      case: c.id,
-      label: c.label,
-      untracedNsPerCall: median(off),
-      tracedNsPerCall: median(on),
-      addedNsPerCall: median(diffs),
-      addedSpread: [Math.min(...diffs), Math.max(...diffs)],
-      ratio: median(on) / median(off),
-    };
+    const off = samples[c.id].off;
+    const hooks = Object.fromEntries(
+      HOOKS.map((h) => {
+        const on = samples[c.id][h];
+        const diffs = off.map((o, i) => on[i] - o);
+        return [h, { tracedNsPerCall: median(on), addedNsPerCall: median(diffs), addedSpread: [Math.min(...diffs), Math.max(...diffs)], ratio: median(on) / median(off) }];
+      }),
+    );
+    return { case: c.id, label: c.label, untracedNsPerCall: median(off), hooks };
   });
-  console.log(`per-syscall cost, ${ROUNDS} rounds x ${CALLS} write+read pairs, traced vs untraced side by side`);
-  console.log('| case | untraced ns/call | traced ns/call | added ns/call (median, min..max) | ratio |');
-  console.log('|---|---|---|---|---|');
+  console.log(`per-syscall cost, ${ROUNDS} rounds x ${CALLS} call pairs, untraced and traced (each --hooks) side by side`);
+  console.log('| case | untraced ns/call | ' + HOOKS.map((h) => `--hooks ${h}: added ns/call (median, min..max)`).join(' | ') + ' |');
+  console.log('|---|---|' + HOOKS.map(() => '---').join('|') + '|');
   for (const r of results) {
-    console.log(`| ${r.label} | ${r.untracedNsPerCall.toFixed(0)} | ${r.tracedNsPerCall.toFixed(0)} | ${r.addedNsPerCall.toFixed(0)} (${r.addedSpread[0].toFixed(0)}..${r.addedSpread[1].toFixed(0)}) | ${r.ratio.toFixed(3)} |`);
+    const cells = HOOKS.map((h) => {
+      const x = r.hooks[h];
+      return `${x.addedNsPerCall.toFixed(0)} (${x.addedSpread[0].toFixed(0)}..${x.addedSpread[1].toFixed(0)}), x${x.ratio.toFixed(2)}`;
+    });
+    console.log(`| ${r.label} | ${r.untracedNsPerCall.toFixed(0)} | ${cells.join(' | ')} |`);
   }
   saveResults('syscallCost', { rounds: ROUNDS, calls: CALLS, results });
 }

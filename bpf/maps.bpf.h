@@ -190,6 +190,14 @@ struct gb_btf_anchor {
 };
 struct gb_btf_anchor *gb_btf_anchor __weak;
 
+/* The current task is traced: in the agent's cgroup scope, and not the agent. */
+static __always_inline int in_scope(void)
+{
+	if (gb_cfg.filter_cgroup && bpf_current_task_under_cgroup(&scope_cgroup, 0) != 1)
+		return 0;
+	return (__u32)(bpf_get_current_pid_tgid() >> 32) != gb_cfg.agent_tgid;
+}
+
 static __always_inline void count(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&counters, &idx);

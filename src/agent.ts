@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs';
 import { KernelTracer, defaultObjectPath } from './bpf/kernel-tracer';
+import type { HookChoice } from './bpf/hooks';
 import { requireRunPrerequisites } from './bpf/prerequisites';
 import type { PeerPrefix } from './bpf/trusted-peers';
 import { ScopeLock } from './bpf/scope-lock';
@@ -29,6 +30,8 @@ export interface AgentOptions {
   idleMs: number;
   sampleRatio: number;
   ringBufferBytes: number;
+  /** How syscalls are hooked (default auto: raw, else per-syscall). */
+  hooks?: HookChoice;
   pollMs: number;
   statsIntervalMs: number;
   /** Serve the agent's metrics for Prometheus on this port (undefined: not at all). */
@@ -75,6 +78,7 @@ export class Agent {
       idleMs: opts.idleMs,
       sampleRatio: opts.sampleRatio,
       ringBufferBytes: opts.ringBufferBytes,
+      hooks: opts.hooks ?? 'auto',
       log: opts.log,
     });
     this.scopeLock = new ScopeLock(opts.cgroupPath);
@@ -102,7 +106,7 @@ export class Agent {
       throw e;
     }
     if (this.opts.recordFile) this.recorder = new EventRecorder(this.opts.recordFile);
-    this.opts.log.info({ cgroup: this.opts.cgroupPath, scoped: this.opts.filterCgroup }, 'attached');
+    this.opts.log.info({ cgroup: this.opts.cgroupPath, scoped: this.opts.filterCgroup, hooks: this.tracer.hooks }, 'attached');
     this.loopDone = this.loop();
     if (this.opts.statsIntervalMs > 0) {
       this.statsTimer = setInterval(() => this.opts.log.info(this.stats(), 'stats'), this.opts.statsIntervalMs);

@@ -12,6 +12,7 @@ import { cgroup2Root } from './prerequisites';
 import type { PeerPrefix } from './trusted-peers';
 import { RingBufferReader } from './ring-buffer';
 import type { Logger } from '../log';
+import { hookSetOf, type HookChoice, type HookSet } from './hooks';
 
 export interface KernelTracerOptions {
   objectPath: string;
@@ -27,6 +28,7 @@ export interface KernelTracerOptions {
   /** Probability that a root span is sampled, 0..1. */
   sampleRatio: number;
   ringBufferBytes: number;
+  hooks: HookChoice;
   log: Logger;
 }
 
@@ -120,21 +122,40 @@ export class KernelTracer {
     this.ncpu = libbpf().libbpf_num_possible_cpus() as number;
   }
 
+  /** The hook set in use once started. */
+  hooks?: HookSet;
+
   /** Opens, configures and loads the object, then attaches every program. */
   start(): void {
-    const lib = libbpf();
-    const { objectPath, log } = this.opts;
+    const { hooks, objectPath, log } = this.opts;
     if (!fs.existsSync(objectPath)) {
       throw new KernelTracerError(`BPF object ${objectPath} not found: run \`npm run build\` first`);
     }
+    if (hooks !== 'auto') return this.startWith(hooks);
+    try {
+      this.startWith('raw');
+    } catch (e) {
+      if (!(e instanceof KernelTracerError)) throw e;
+      log.warn({ reason: e.message.split('\n')[0] }, 'raw syscall hooks refused: using per-syscall tracepoints');
+      this.startWith('per-syscall');
+    }
+  }
+
+  private startWith(hooks: HookSet): void {
+    const lib = libbpf();
+    const { objectPath, log } = this.opts;
     libbpfLines.length = 0;
     this.obj = lib.bpf_object__open_file(objectPath, null) as Ptr | null;
     if (!this.obj) throw new KernelTracerError(`cannot open ${objectPath} (errno ${koffi.errno()}): ${libbpfLines.slice(-5).join(' | ')}`);
+    for (const p of this.programs()) {
+      const set = hookSetOf(lib.bpf_program__section_name(p) as string);
+      if (set && set !== hooks) lib.bpf_program__set_autoload(p, false);
+    }
     this.configure();
     if ((lib.bpf_object__load(this.obj) as number) !== 0) {
       const detail = libbpfLines.slice(-25).join('\n');
       this.stop();
-      throw new KernelTracerError(`the kernel refused the BPF programs (errno ${koffi.errno()}):\n${detail}`);
+      throw new KernelTracerError(`the kernel refused the BPF programs (${hooks} hooks, errno ${koffi.errno()}):\n${detail}`);
     }
     try {
       this.cgroupFd = fs.openSync(this.opts.cgroupPath, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
@@ -150,7 +171,8 @@ export class KernelTracer {
       this.stop();
       throw e;
     }
-    log.debug({ links: this.links.length }, 'BPF programs attached');
+    this.hooks = hooks;
+    log.debug({ links: this.links.length, hooks }, 'BPF programs attached');
   }
 
   get ring(): RingBufferReader {
@@ -358,6 +380,7 @@ export class KernelTracer {
       const name = lib.bpf_program__name(p) as string;
       const section = lib.bpf_program__section_name(p) as string;
       if (section.startsWith('iter/')) continue; // run once, see enableExistingConnections
+      if (!lib.bpf_program__autoload(p)) continue; // the other hook set
       const link =
         section === 'sockops'
           ? (lib.bpf_program__attach_cgroup(p, this.cgroupFd) as Ptr | null)

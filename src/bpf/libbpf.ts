@@ -42,6 +42,8 @@ function bind() {
     bpf_object__find_map_by_name: bpf.func('bpf_map *bpf_object__find_map_by_name(bpf_object *obj, const char *name)'),
     bpf_program__name: bpf.func('const char *bpf_program__name(bpf_program *prog)'),
     bpf_program__section_name: bpf.func('const char *bpf_program__section_name(bpf_program *prog)'),
+    bpf_program__set_autoload: bpf.func('int bpf_program__set_autoload(bpf_program *prog, bool autoload)'),
+    bpf_program__autoload: bpf.func('bool bpf_program__autoload(bpf_program *prog)'),
     bpf_program__attach: bpf.func('bpf_link *bpf_program__attach(bpf_program *prog)'),
     bpf_program__attach_cgroup: bpf.func('bpf_link *bpf_program__attach_cgroup(bpf_program *prog, int cgroup_fd)'),
     bpf_link__destroy: bpf.func('int bpf_link__destroy(bpf_link *link)'),

@@ -8,6 +8,7 @@ import { ConfigFileError, loadConfigFile } from './config-file';
 import { parseTrustPeers, type PeerPrefix } from '../bpf/trusted-peers';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { ServiceNameSource } from '../export/process-resources';
+import { HOOK_CHOICES, type HookChoice } from '../bpf/hooks';
 
 function positiveInt(name: string) {
   return (v: string) => {
@@ -92,6 +93,12 @@ export function buildCli(): Command {
     .addOption(
       new Option('--ringbuf-bytes <n>', 'ring buffer size, a power of two').default(8 * 1024 * 1024).env('GEARBOX_RINGBUF_BYTES').argParser(positiveInt('--ringbuf-bytes')),
     )
+    .addOption(
+      new Option('--hooks <set>', 'how syscalls are hooked: raw (one program on raw_syscalls sys_enter/sys_exit), per-syscall (syscalls:sys_*_NAME tracepoints), or auto (raw, else per-syscall)')
+        .choices(HOOK_CHOICES)
+        .default('auto')
+        .env('GEARBOX_HOOKS'),
+    )
     .addOption(new Option('--poll-ms <n>', 'longest wait before draining the ring buffer').default(100).env('GEARBOX_POLL_MS').argParser(positiveInt('--poll-ms')))
     .addOption(
       new Option('--stats-interval-ms <n>', 'log counters this often (0: never)').default(30000).env('GEARBOX_STATS_INTERVAL_MS').argParser(nonNegativeInt('--stats-interval-ms')),
@@ -148,6 +155,7 @@ the --config file. Standard OpenTelemetry variables:
           idleMs: o.idleMs as number,
           sampleRatio: sampleRatioFromEnv(),
           ringBufferBytes: o.ringbufBytes as number,
+          hooks: o.hooks as HookChoice,
           pollMs: o.pollMs as number,
           statsIntervalMs: o.statsIntervalMs as number,
           recordFile: o.record as string | undefined,

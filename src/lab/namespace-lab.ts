@@ -98,8 +98,8 @@ export class Lab {
     return child;
   }
 
-  /** Resolves when `pattern` appears in the child's output, rejects on exit or timeout. */
-  static waitFor(child: ChildProcess, pattern: RegExp, timeoutMs: number, what: string): Promise<void> {
+  /** Resolves with the output so far when `pattern` appears in it, rejects on exit or timeout. */
+  static waitFor(child: ChildProcess, pattern: RegExp, timeoutMs: number, what: string): Promise<string> {
     return new Promise((resolve, reject) => {
       let seen = '';
       const timer = setTimeout(() => done(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; output so far:\n${seen.slice(-2000)}`)), timeoutMs);
@@ -114,7 +114,7 @@ export class Lab {
         child.stderr?.off('data', onData);
         child.off('exit', onExit);
         if (err) reject(err);
-        else resolve();
+        else resolve(seen);
       };
       child.stdout?.on('data', onData);
       child.stderr?.on('data', onData);

@@ -3,7 +3,8 @@
  * joined by veth, each with its own child cgroup and its own `gearbox run`
  * agent. load client (h1) -> Node HTTP service (h2) -> Python threading HTTP
  * service (h3) -> redis-server (h4). Every request must arrive as exactly one
- * trace of six spans with the right kinds, services, parents and windows.
+ * trace of six spans with the right kinds, services, parents and windows —
+ * with each way of hooking syscalls (--hooks raw and --hooks per-syscall).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -28,7 +29,8 @@ const CHAIN: Hop[] = [
   { service: 'redis-server', kind: 'SERVER', name: 'INCR' },
 ];
 
-describe('cross-host chain: client -> HTTP -> HTTP -> Redis, one agent per host', () => {
+for (const hooks of ['raw', 'per-syscall'] as const)
+describe(`cross-host chain: client -> HTTP -> HTTP -> Redis, one agent per host, --hooks ${hooks}`, () => {
   let lab: Lab;
   let receiver: OtlpReceiver;
   let hosts: Host[];
@@ -38,10 +40,10 @@ describe('cross-host chain: client -> HTTP -> HTTP -> Redis, one agent per host'
     requireRootLab();
     receiver = new OtlpReceiver();
     await receiver.start();
-    lab = new Lab(path.join(ROOT, 'test-logs', 'cross-host-chain'));
+    lab = new Lab(path.join(ROOT, 'test-logs', `cross-host-chain-${hooks}`));
     hosts = lab.create(4);
     for (const h of hosts) {
-      const args = [CLI, 'run', '--cgroup', h.cgroup, '--poll-ms', '20', '--idle-ms', '1000', '--stats-interval-ms', '0'];
+      const args = [CLI, 'run', '--cgroup', h.cgroup, '--hooks', hooks, '--poll-ms', '20', '--idle-ms', '1000', '--stats-interval-ms', '0'];
       // GEARBOX_E2E_RECORD=1 keeps each host's raw kernel events (for replay fixtures).
       if (process.env.GEARBOX_E2E_RECORD === '1') args.push('--record', path.join(lab.logDir, `events-${h.name}.bin`));
       const agent = lab.spawnRoot(`agent-${h.name}`, process.execPath, args, {
@@ -51,7 +53,8 @@ describe('cross-host chain: client -> HTTP -> HTTP -> Redis, one agent per host'
         GEARBOX_LOG_LEVEL: 'info',
       });
       agents.push(agent);
-      await Lab.waitFor(agent, /"msg":"attached"/, 20_000, `agent on ${h.name}`);
+      const out = await Lab.waitFor(agent, /"msg":"attached"/, 20_000, `agent on ${h.name}`);
+      assert.match(out, new RegExp(`"hooks":"${hooks}","msg":"attached"`), `agent on ${h.name} did not attach --hooks ${hooks}`);
     }
     await startSampleChain(lab); // the demo's chain: frontend@h2 -> backend@h3 -> redis@h4
   });

@@ -1,0 +1,535 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR Apache-2.0) */
+/*
+ * io_path.bpf.h: what happens when a traced thread moves data on a TCP
+ * connection, whichever syscall hooks saw it (syscalls.bpf.c).
+ *
+ * Span ids are born here. A message ends when the direction of data on the
+ * connection flips (or a request-direction write/read follows an idle pause):
+ *  - first send of a request on a client connection: new client span id, trace
+ *    id from the thread's current server span (or a new trace), published in
+ *    flow_context_map so that sockops puts it on every segment;
+ *  - first recv of a request on a server connection: new server span id,
+ *    parent and trace id from the peer's option (or a new trace); it becomes
+ *    the thread's current context (keyed by pid and tid).
+ *
+ * A hook saves what it knows when data is handed over (io_args: the socket,
+ * its tuple, where the payload starts) and reports at completion (emit).
+ */
+#ifndef GEARBOX_IO_PATH_BPF_H
+#define GEARBOX_IO_PATH_BPF_H
+
+#include "maps.bpf.h"
+#include "thread_state.bpf.h"
+#include <bpf/bpf_tracing.h>
+
+#define MMSG_MAX 8
+#define MSG_PEEK 2
+
+/* Socket pointers handed to these functions are BTF-typed (a hook's argument,
+ * or a pointer the hook typed with bpf_rdonly_cast): each field load is one
+ * guarded instruction, not a bpf_probe_read_kernel call per field. */
+
+static __always_inline void tuple_from_sock(struct sock *skp, struct gb_tuple *t)
+{
+	struct sock_common *sk = &skp->__sk_common;
+	if (sk->skc_family == AF_INET) {
+		set_v4mapped(t->local_addr, sk->skc_rcv_saddr);
+		set_v4mapped(t->remote_addr, sk->skc_daddr);
+	} else {
+		BPF_CORE_READ_INTO(&t->local_addr, sk, skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&t->remote_addr, sk, skc_v6_daddr.in6_u.u6_addr8);
+	}
+	t->local_port = sk->skc_num;
+	t->remote_port = bpf_ntohs(sk->skc_dport);
+}
+
+/* Processes excluded by name; looked at only for TCP socket I/O. */
+static __always_inline int excluded_task(void)
+{
+	if (!gb_cfg.exclude_comms)
+		return 0;
+	char comm[16] = {};
+	bpf_get_current_comm(comm, sizeof(comm));
+	return bpf_map_lookup_elem(&excluded_comm_map, comm) != NULL;
+}
+
+#define TCP_CLOSE_STATE 7 /* TCP_CLOSE */
+
+static __always_inline struct gb_conn_state *conn_lookup_or_create(struct gb_tuple *t, struct sock *sk)
+{
+	struct gb_conn_state *c = bpf_map_lookup_elem(&conn_map, t);
+	if (c)
+		return c;
+	/* Reads of data that arrived before the peer's FIN can follow the
+	 * close (sockops has already reclaimed the state): no new state for a
+	 * closed socket, or it would never be reclaimed. */
+	if (sk->__sk_common.skc_state == TCP_CLOSE_STATE)
+		return NULL;
+	/* A connection that existed before the agent (or before sockops saw
+	 * its handshake): the side with the ephemeral port is the client; when
+	 * that does not tell, the first data decides (see track_message). */
+	struct gb_conn_state fresh = {};
+	fresh.conn_id = (((__u64)bpf_get_prandom_u32() & 0x1fffff) << 32) | bpf_get_prandom_u32();
+	int local_eph = t->local_port >= gb_cfg.ephemeral_lo && t->local_port <= gb_cfg.ephemeral_hi;
+	int remote_eph = t->remote_port >= gb_cfg.ephemeral_lo && t->remote_port <= gb_cfg.ephemeral_hi;
+	if (local_eph != remote_eph) {
+		fresh.role = local_eph ? GB_ROLE_CLIENT : GB_ROLE_SERVER;
+		fresh.role_inferred = 1;
+	}
+	bpf_map_update_elem(&conn_map, t, &fresh, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&conn_map, t);
+}
+
+/* The connection's request leaves the queue of the thread that read it. */
+static __always_inline void forget_conn_request(struct gb_conn_state *c)
+{
+	if (!c->pending_valid)
+		return;
+	c->pending_valid = 0;
+	pending_forget(thread_state(c->pending_owner, 0), c->pending_owner, c->pending_idx);
+}
+
+static __always_inline void start_server_span(struct gb_conn_state *c, struct gb_tuple *t, struct gb_thread_state *ts,
+					      __u64 pid_tgid)
+{
+	struct gb_span_ctx ctx = {};
+	new_span_id(ctx.span_id);
+	struct gb_peer_ctx *pc = bpf_map_lookup_elem(&peer_context_map, t);
+	if (pc && !pc->consumed) {
+		__builtin_memcpy(ctx.trace_id, pc->trace_id, 16);
+		__builtin_memcpy(ctx.parent_span_id, pc->span_id, 8);
+		ctx.flags = GB_F_HAS_PARENT | GB_F_REMOTE_PARENT | (pc->sampled ? GB_F_SAMPLED : 0);
+		pc->consumed = 1;
+		count(GB_CNT_CTX_ADOPTED);
+	} else {
+		new_trace_id(ctx.trace_id);
+		ctx.flags = root_sampled() ? GB_F_SAMPLED : 0;
+	}
+	c->ctx = ctx;
+	__builtin_memcpy(c->base_trace_id, ctx.trace_id, 16);
+	__builtin_memcpy(c->base_parent_id, ctx.parent_span_id, 8);
+	c->base_flags = ctx.flags;
+	c->pipelined_left = 0; /* set by emit() once the payload head is seen */
+	c->pipeline_idx = 0;
+	if (!ts)
+		return;
+	ts->server_tuple = *t;
+	struct gb_thread_ctx tc = {};
+	thread_ctx_set(&tc, ctx.trace_id, ctx.span_id, ctx.flags);
+	ts->current = tc;
+	ts->dispatch = tc;
+	forget_conn_request(c); /* the previous request on this connection is done */
+	c->pending_owner = pid_tgid;
+	c->pending_idx = pending_push(ts, pid_tgid, &tc);
+	c->pending_valid = 1;
+	ts->dispatch_idx = c->pending_idx;
+	ts->dispatch_queued = 1;
+}
+
+static __always_inline __u64 wakeup_flag(void);
+
+/* Opens pipelined request k on server connection `sc`: it arrived in the same
+ * read as the request before it, so it has no data event of its own. Its ids
+ * derive from the first request's the way the client's agent derives its
+ * span for it (pipeline_derive). */
+static __always_inline void start_pipelined_request(struct gb_conn_state *sc, struct gb_tuple *st,
+						    struct gb_thread_state *ts, __u64 pid_tgid)
+{
+	sc->pipelined_left--;
+	sc->pipeline_idx++;
+	struct gb_span_ctx ctx = {};
+	__builtin_memcpy(ctx.trace_id, sc->base_trace_id, 16);
+	__builtin_memcpy(ctx.parent_span_id, sc->base_parent_id, 8);
+	pipeline_derive(ctx.trace_id, ctx.parent_span_id, sc->pipeline_idx);
+	new_span_id(ctx.span_id);
+	ctx.flags = sc->base_flags & (GB_F_SAMPLED | GB_F_HAS_PARENT | GB_F_REMOTE_PARENT);
+	sc->ctx = ctx;
+	sc->msg_seq++;
+	sc->last_dir = GB_DIR_RECV;
+	sc->start_pending = 0;
+	__u64 now = bpf_ktime_get_ns();
+	if (ctx.flags & GB_F_SAMPLED) {
+		struct gb_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+		if (ev) {
+			__builtin_memset(ev, 0, sizeof(*ev));
+			ev->type = GB_EV_DATA;
+			ev->direction = GB_DIR_RECV;
+			ev->role = GB_ROLE_SERVER;
+			ev->flags = ctx.flags | GB_F_MSG_START | GB_F_PIPELINED;
+			ev->pid = pid_tgid >> 32;
+			ev->tid = (__u32)pid_tgid;
+			ev->msg_seq = sc->msg_seq;
+			ev->conn_id = sc->conn_id;
+			ev->ts_ns = now;
+			ev->pipeline_idx = sc->pipeline_idx;
+			ev->conn_lost = sc->events_lost;
+			ev->tuple = *st;
+			__builtin_memcpy(ev->trace_id, ctx.trace_id, 16);
+			__builtin_memcpy(ev->span_id, ctx.span_id, 8);
+			__builtin_memcpy(ev->parent_span_id, ctx.parent_span_id, 8);
+			bpf_ringbuf_submit(ev, wakeup_flag());
+			count(GB_CNT_EVENTS_SENT);
+		} else {
+			sc->events_lost++;
+			count(GB_CNT_EVENTS_LOST);
+		}
+	}
+	struct gb_thread_ctx tc = {};
+	thread_ctx_set(&tc, ctx.trace_id, ctx.span_id, ctx.flags);
+	ts->current = tc;
+	ts->dispatch = tc;
+	ts->dispatch_queued = 0;
+	ts->last_event = GB_TE_SERVER_READ;
+}
+
+/* The thread answered part of a read that held pipelined requests and now
+ * calls downstream (or connects to): it is working on the next of them. */
+static __always_inline void next_pipelined_request(struct gb_thread_state *ts, __u64 pid_tgid)
+{
+	if (!ts)
+		return;
+	struct gb_conn_state *sc = bpf_map_lookup_elem(&conn_map, &ts->server_tuple);
+	if (sc && sc->role == GB_ROLE_SERVER && sc->pipelined_left > 0 && sc->last_dir == GB_DIR_SEND)
+		start_pipelined_request(sc, &ts->server_tuple, ts, pid_tgid);
+}
+
+static __always_inline void start_client_span(struct gb_conn_state *c, struct gb_tuple *t, struct gb_thread_state *ts,
+					      __u64 pid_tgid)
+{
+	next_pipelined_request(ts, pid_tgid);
+	struct gb_span_ctx ctx = {};
+	new_span_id(ctx.span_id);
+	/* Which request this is for: see the rule in thread_state.bpf.h. */
+	struct gb_thread_ctx parent = {};
+	struct gb_thread_ctx *tc = bpf_map_lookup_elem(&connect_ctx_map, t);
+	if (tc) {
+		parent = *tc;
+		bpf_map_delete_elem(&connect_ctx_map, t);
+		tc = &parent;
+	} else if (choose_parent(ts, pid_tgid, c->conn_id, &parent)) {
+		tc = &parent;
+	}
+	if (tc && ts && !(ts->dispatch.valid && *(__u64 *)ts->dispatch.span_id == *(__u64 *)tc->span_id)) {
+		ts->dispatch = *tc; /* a different request: not the queued one read last */
+		ts->dispatch_queued = 0;
+	}
+	if (tc) {
+		__builtin_memcpy(ctx.trace_id, tc->trace_id, 16);
+		__builtin_memcpy(ctx.parent_span_id, tc->span_id, 8);
+		ctx.flags = GB_F_HAS_PARENT | (tc->sampled ? GB_F_SAMPLED : 0);
+	} else {
+		new_trace_id(ctx.trace_id);
+		ctx.flags = root_sampled() ? GB_F_SAMPLED : 0;
+	}
+	struct gb_flow_ctx fc = {};
+	__builtin_memcpy(fc.trace_id, ctx.trace_id, 16);
+	__builtin_memcpy(fc.span_id, ctx.span_id, 8);
+	fc.sampled = !!(ctx.flags & GB_F_SAMPLED);
+	bpf_map_update_elem(&flow_context_map, t, &fc, BPF_ANY);
+	c->ctx = ctx;
+}
+
+/* Advances the connection's message state for data moving in `dir`. */
+static __always_inline void track_message(struct gb_conn_state *c, struct gb_tuple *t, __u8 dir,
+					  struct gb_thread_state *ts, __u64 pid_tgid, __u64 now)
+{
+	if (c->role == GB_ROLE_UNKNOWN) {
+		c->role = dir == GB_DIR_SEND ? GB_ROLE_CLIENT : GB_ROLE_SERVER;
+		c->role_inferred = 1;
+	}
+	int is_request = (c->role == GB_ROLE_CLIENT) == (dir == GB_DIR_SEND);
+	__u64 prev = c->last_ts;
+	int idle = prev != 0 && now > prev && now - prev > gb_cfg.idle_ns;
+	if (now > prev)
+		c->last_ts = now;
+	if (c->last_dir == dir && !(is_request && idle))
+		goto note;
+	c->msg_seq++;
+	c->last_dir = dir;
+	c->start_pending = 1;
+	if (!is_request) {
+		if (c->role == GB_ROLE_CLIENT) {
+			/* The response has begun, so the request has fully arrived:
+			 * stop putting its context on this flow's segments. */
+			bpf_map_delete_elem(&flow_context_map, t);
+			/* Work this response resumes is for the exchange's parent;
+			 * a root exchange (background work) resumes no request. */
+			if (ts && (c->ctx.flags & GB_F_HAS_PARENT))
+				thread_ctx_set(&ts->continuation, c->ctx.trace_id, c->ctx.parent_span_id, c->ctx.flags);
+			else if (ts)
+				ts->continuation.valid = 0;
+		} else {
+			forget_conn_request(c); /* answering: no longer pending */
+		}
+	} else if (c->role == GB_ROLE_SERVER) {
+		start_server_span(c, t, ts, pid_tgid);
+	} else {
+		start_client_span(c, t, ts, pid_tgid);
+	}
+note:
+	if (!ts)
+		return;
+	if (dir == GB_DIR_SEND) {
+		ts->last_event = c->role == GB_ROLE_CLIENT ? GB_TE_CLIENT_WRITE : GB_TE_SERVER_WRITE;
+	} else if (c->role == GB_ROLE_SERVER) {
+		ts->last_event = GB_TE_SERVER_READ;
+	} else {
+		ts->last_event = GB_TE_CLIENT_READ;
+		ts->response_conn_id = c->conn_id;
+	}
+}
+
+static __always_inline __u64 payload_source(struct gb_io_args *a, __u64 *cap)
+{
+	struct iovec iov = {};
+	__u64 buf = a->buf;
+	switch (a->syscall) {
+	case GB_SC_READ:
+	case GB_SC_WRITE:
+	case GB_SC_RECVFROM:
+	case GB_SC_SENDTO:
+		return buf;
+	case GB_SC_READV:
+	case GB_SC_WRITEV:
+		bpf_probe_read_user(&iov, sizeof(iov), (void *)buf);
+		break;
+	default: {
+		/* msghdr, or the first mmsghdr whose first member is a msghdr */
+		struct user_msghdr mh = {};
+		bpf_probe_read_user(&mh, sizeof(mh), (void *)buf);
+		bpf_probe_read_user(&iov, sizeof(iov), mh.msg_iov);
+		break;
+	}
+	}
+	*cap = iov.iov_len;
+	return (__u64)iov.iov_base;
+}
+
+static __always_inline __u64 mmsg_bytes(__u64 vec, long nmsgs)
+{
+	__u64 total = 0;
+	for (int i = 0; i < MMSG_MAX; i++) {
+		if (i >= nmsgs)
+			break;
+		unsigned int len = 0;
+		struct mmsghdr *m = (struct mmsghdr *)vec + i;
+		bpf_probe_read_user(&len, sizeof(len), &m->msg_len);
+		total += len;
+	}
+	return total;
+}
+
+static __always_inline void fill_event(struct gb_event *ev, struct gb_conn_state *c, struct gb_io_args *a,
+				       __u8 dir, __u64 bytes, __u64 pid_tgid, __u64 now, int start)
+{
+	ev->type = GB_EV_DATA;
+	ev->direction = dir;
+	ev->role = c->role;
+	ev->flags = c->ctx.flags | (start ? GB_F_MSG_START : 0) | (c->role_inferred ? GB_F_ROLE_INFERRED : 0);
+	ev->pid = pid_tgid >> 32;
+	ev->tid = (__u32)pid_tgid;
+	ev->msg_seq = c->msg_seq;
+	ev->conn_id = c->conn_id;
+	ev->ts_ns = now;
+	ev->bytes = bytes;
+	ev->syscall = a->syscall;
+	ev->payload_len = 0;
+	ev->pipeline_idx = 0;
+	ev->conn_lost = c->events_lost;
+	ev->tuple = a->tuple;
+	__builtin_memcpy(ev->trace_id, c->ctx.trace_id, 16);
+	__builtin_memcpy(ev->span_id, c->ctx.span_id, 8);
+	__builtin_memcpy(ev->parent_span_id, c->ctx.parent_span_id, 8);
+}
+
+/* Requests that follow the first one in a read's head: an end of headers
+ * followed by a method (HTTP/1.1 pipelining). */
+static __always_inline __u8 count_pipelined(const __u8 *p, __u64 n)
+{
+	__u8 more = 0;
+	for (__u32 i = 0; i < GB_PAYLOAD_MAX - 8; i++) {
+		if (i + 8 > n)
+			break;
+		if (p[i] != '\r' || p[i + 1] != '\n' || p[i + 2] != '\r' || p[i + 3] != '\n')
+			continue;
+		__u8 a = p[i + 4], b = p[i + 5], c = p[i + 6], d = p[i + 7];
+		if ((a == 'G' && b == 'E' && c == 'T') || (a == 'P' && (b == 'O' || b == 'U' || b == 'A')) ||
+		    (a == 'H' && b == 'E') || (a == 'D' && b == 'E') || (a == 'O' && b == 'P'))
+			more++;
+		(void)d;
+	}
+	return more;
+}
+
+static __always_inline __u64 wakeup_flag(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= gb_cfg.ringbuf_wakeup_bytes
+		       ? BPF_RB_FORCE_WAKEUP
+		       : BPF_RB_NO_WAKEUP;
+}
+
+/* Copies up to `max` bytes of [start, end) of the task's memory. */
+static __always_inline __u32 read_user_range(__u8 *dst, __u64 start, __u64 end, __u64 max)
+{
+	if (end <= start)
+		return 0;
+	__u64 n = end - start;
+	if (n > max)
+		n = max;
+	if (bpf_probe_read_user(dst, n, (void *)start) != 0)
+		return 0;
+	return n;
+}
+
+/* Once per process: its environment and arguments, for its resource. */
+static __always_inline void note_process(__u64 pid_tgid, __u64 now)
+{
+	__u32 tgid = pid_tgid >> 32;
+	if (bpf_map_lookup_elem(&seen_process_map, &tgid))
+		return;
+	__u8 one = 1;
+	bpf_map_update_elem(&seen_process_map, &tgid, &one, BPF_ANY);
+	struct gb_proc_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(GB_CNT_EVENTS_LOST);
+		return;
+	}
+	__builtin_memset(&e->ev, 0, sizeof(e->ev));
+	e->ev.type = GB_EV_PROC;
+	e->ev.pid = tgid;
+	e->ev.tid = (__u32)pid_tgid;
+	e->ev.ts_ns = now;
+	bpf_get_current_comm(e->ev.comm, sizeof(e->ev.comm));
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct mm_struct *mm = BPF_CORE_READ(task, mm);
+	e->env_len = read_user_range(e->env, BPF_CORE_READ(mm, env_start), BPF_CORE_READ(mm, env_end), GB_PROC_ENV_MAX);
+	e->args_len = read_user_range(e->args, BPF_CORE_READ(mm, arg_start), BPF_CORE_READ(mm, arg_end), GB_PROC_ARGS_MAX);
+	bpf_ringbuf_submit(e, 0); /* wake the agent: the process may be short-lived */
+	count(GB_CNT_EVENTS_SENT);
+}
+
+static __always_inline void emit(struct gb_conn_state *c, struct gb_io_args *a, __u8 dir, long ret,
+				 __u64 pid_tgid, __u64 now)
+{
+	int start = c->start_pending;
+	c->start_pending = 0;
+	if (!(c->ctx.flags & GB_F_SAMPLED))
+		return; /* unsampled: the context still travels, nothing is reported */
+	__u64 bytes = ret;
+	if (a->syscall == GB_SC_RECVMMSG || a->syscall == GB_SC_SENDMMSG)
+		bytes = mmsg_bytes(a->buf, ret);
+	if (!start) {
+		struct gb_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+		if (!ev) {
+			c->events_lost++; /* the agent sees the jump on the connection's next event */
+			count(GB_CNT_EVENTS_LOST);
+			return;
+		}
+		fill_event(ev, c, a, dir, bytes, pid_tgid, now, 0);
+		ev->comm[0] = 0;
+		bpf_ringbuf_submit(ev, wakeup_flag());
+		count(GB_CNT_EVENTS_SENT);
+		return;
+	}
+	note_process(pid_tgid, now);
+	struct gb_event_with_payload *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		c->events_lost++;
+		count(GB_CNT_EVENTS_LOST);
+		return;
+	}
+	fill_event(&e->ev, c, a, dir, bytes, pid_tgid, now, 1);
+	bpf_get_current_comm(e->ev.comm, sizeof(e->ev.comm));
+	__u64 cap = bytes;
+	__u64 src = payload_source(a, &cap);
+	__u64 n = bytes < cap ? bytes : cap;
+	if (n > GB_PAYLOAD_MAX)
+		n = GB_PAYLOAD_MAX;
+	if (n && bpf_probe_read_user(e->payload, n, (void *)src) == 0) {
+		e->ev.payload_len = n;
+		if (c->role == GB_ROLE_SERVER && dir == GB_DIR_RECV)
+			c->pipelined_left = count_pipelined(e->payload, n);
+	}
+	bpf_ringbuf_submit(e, wakeup_flag());
+	count(GB_CNT_EVENTS_SENT);
+}
+
+/* This thread's slot for the arguments of the syscall in progress. */
+static __always_inline struct gb_io_args *io_args_slot(int create)
+{
+	return bpf_task_storage_get(&io_args_map, bpf_get_current_task_btf(), 0,
+				    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+}
+
+/* The arguments the enter of syscall `sc` saved for this thread, taken. */
+static __always_inline int take_io_args(__u16 sc, struct gb_io_args *out)
+{
+	struct gb_io_args *ap = io_args_slot(0);
+	if (!ap || ap->syscall == 0)
+		return 0;
+	*out = *ap;
+	ap->syscall = 0;
+	return out->syscall == sc;
+}
+
+/* Data is being handed to the kernel (send) or asked for (receive) on TCP
+ * socket `sk` by a traced thread: saves what completion needs. `buf` is what
+ * payload_source() resolves for syscall `sc`. A send's message state moves
+ * now, before its segments leave, so that they carry its context. */
+static __always_inline void begin_io(struct sock *sk, __u16 sc, __u8 dir, __u64 buf)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct gb_io_args *a = io_args_slot(1);
+	if (!a)
+		return;
+	a->buf = buf;
+	a->sk = (__u64)sk;
+	a->ts = 0;
+	a->syscall = sc;
+	tuple_from_sock(sk, &a->tuple);
+	if (dir == GB_DIR_SEND) {
+		struct gb_conn_state *c = conn_lookup_or_create(&a->tuple, sk);
+		if (!c) {
+			a->syscall = 0;
+			return;
+		}
+		a->ts = bpf_ktime_get_ns();
+		track_message(c, &a->tuple, dir, thread_state(pid_tgid, 1), pid_tgid, a->ts);
+	}
+}
+
+/* The I/O whose saved arguments are `a` completed with `ret` bytes (or an
+ * error); `sk` is a's socket, typed. */
+static __always_inline void finish_io(struct gb_io_args *a, struct sock *sk, __u8 dir, long ret)
+{
+	if (ret <= 0)
+		return;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	/* Sends are stamped at enter (data handed to the kernel), receives at
+	 * exit (data arrived): a peer's span then always nests inside ours. */
+	__u64 now = dir == GB_DIR_SEND ? a->ts : bpf_ktime_get_ns();
+	struct gb_conn_state *c = conn_lookup_or_create(&a->tuple, sk);
+	if (!c)
+		return;
+	if (dir == GB_DIR_RECV)
+		track_message(c, &a->tuple, dir, thread_state(pid_tgid, 1), pid_tgid, now);
+	emit(c, a, dir, ret, pid_tgid, now);
+}
+
+/* A traced thread opened client connection `sk` (its local port is bound):
+ * the request it is working for is the parent of the first request sent on
+ * it, whenever that is written. */
+static __always_inline void remember_opener(struct sock *sk)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct gb_thread_state *ts = thread_state(pid_tgid, 0);
+	next_pipelined_request(ts, pid_tgid);
+	struct gb_thread_ctx opener = {};
+	if (!choose_parent(ts, pid_tgid, 0, &opener))
+		return;
+	struct gb_tuple t = {};
+	tuple_from_sock(sk, &t);
+	bpf_map_update_elem(&connect_ctx_map, &t, &opener, BPF_ANY);
+}
+
+#endif /* GEARBOX_IO_PATH_BPF_H */
