@@ -40,6 +40,9 @@ test('invalid options and sampler settings are refused clearly', () => {
   const r = gearbox(['run', '--idle-ms', 'soon']);
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /--idle-ms must be a positive integer/);
+  const h = gearbox(['run', '--hooks', 'kprobe']);
+  assert.notEqual(h.status, 0);
+  assert.match(h.stderr, /'--hooks <set>' argument 'kprobe' is invalid. Allowed choices are auto, raw, per-syscall/);
   assert.throws(() => sampleRatioFromEnv({ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '2' }), /\[0, 1\]/);
   assert.throws(() => sampleRatioFromEnv({ OTEL_TRACES_SAMPLER: 'jaeger_remote' }), /not supported/);
   assert.equal(sampleRatioFromEnv({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.25' }), 0.25);
