@@ -37,6 +37,14 @@ export const STATE_MAPS = ['conn_map', 'flow_context_map', 'peer_context_map', '
 
 export class KernelTracerError extends Error {}
 
+/** The kernel refused to load or attach a program of the requested hook set (what `--hooks auto` falls back on). */
+export class HookSetRefusedError extends KernelTracerError {}
+
+/** Names of the programs libbpf reported it could not load (its "prog 'NAME': failed to load" lines). */
+function programsThatFailed(lines: string[]): string[] {
+  return lines.flatMap((l) => [...l.matchAll(/prog '([^']+)': failed to load/g)].map((m) => m[1]));
+}
+
 /** Where the compiled object lives, for a checkout and for an installed package. */
 export function defaultObjectPath(): string {
   return path.resolve(__dirname, '..', '..', '..', 'bpf', '.output', 'gearbox.bpf.o');
@@ -116,14 +124,13 @@ export class KernelTracer {
   private reader?: RingBufferReader;
   private countersFd = -1;
   private readonly ncpu: number;
+  /** The hook set in use once started. */
+  hooks?: HookSet;
 
   constructor(private readonly opts: KernelTracerOptions) {
     captureLibbpfLog(opts.log);
     this.ncpu = libbpf().libbpf_num_possible_cpus() as number;
   }
-
-  /** The hook set in use once started. */
-  hooks?: HookSet;
 
   /** Opens, configures and loads the object, then attaches every program. */
   start(): void {
@@ -135,7 +142,7 @@ export class KernelTracer {
     try {
       this.startWith('raw');
     } catch (e) {
-      if (!(e instanceof KernelTracerError)) throw e;
+      if (!(e instanceof HookSetRefusedError)) throw e; // anything else would fail the same way again
       log.warn({ reason: e.message.split('\n')[0] }, 'raw syscall hooks refused: using per-syscall tracepoints');
       this.startWith('per-syscall');
     }
@@ -153,9 +160,12 @@ export class KernelTracer {
     }
     this.configure();
     if ((lib.bpf_object__load(this.obj) as number) !== 0) {
+      const errno = koffi.errno();
       const detail = libbpfLines.slice(-25).join('\n');
+      const hookSetFailed = programsThatFailed(libbpfLines).some((name) => this.hookSetOfProgram(name) === hooks);
       this.stop();
-      throw new KernelTracerError(`the kernel refused the BPF programs (${hooks} hooks, errno ${koffi.errno()}):\n${detail}`);
+      const Refusal = hookSetFailed ? HookSetRefusedError : KernelTracerError;
+      throw new Refusal(`the kernel refused the BPF programs (${hooks} hooks, errno ${errno}):\n${detail}`);
     }
     try {
       this.cgroupFd = fs.openSync(this.opts.cgroupPath, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
@@ -263,6 +273,13 @@ export class KernelTracer {
     for (let p = lib.bpf_object__next_program(this.obj, null) as Ptr | null; p; p = lib.bpf_object__next_program(this.obj, p) as Ptr | null) yield p;
   }
 
+  /** The hook set of the program called `name`, by its section. */
+  private hookSetOfProgram(name: string): HookSet | undefined {
+    const lib = libbpf();
+    const p = [...this.programs()].find((q) => (lib.bpf_program__name(q) as string) === name);
+    return p ? hookSetOf(lib.bpf_program__section_name(p) as string) : undefined;
+  }
+
   /**
    * Entries in each map that holds per-connection, per-thread or per-process
    * state, beside its bound (max_entries): what a soak or a leak test watches.
@@ -343,10 +360,11 @@ export class KernelTracer {
   private setExcludedComms(): void {
     this.fillSet(
       'excluded_comm_map',
+      'process names to exclude',
       this.opts.excludeComms.map((name) => {
         const key = Buffer.alloc(16);
         key.write(name.slice(0, 15), 'utf8');
-        return { key, refusal: `cannot exclude process name ${name}`, hint: '; at most 64 names' };
+        return { key, refusal: `cannot exclude process name ${name}` };
       }),
     );
   }
@@ -355,22 +373,30 @@ export class KernelTracer {
     if (!this.opts.trustPeers) return;
     this.fillSet(
       'trusted_peer_map',
+      'trusted networks',
       this.opts.trustPeers.map((p) => {
         const key = Buffer.alloc(STRUCTS.gb_peer_prefix.size);
         key.writeUInt32LE(p.prefixlen, STRUCTS.gb_peer_prefix.fields.prefixlen.offset);
         p.addr.copy(key, STRUCTS.gb_peer_prefix.fields.addr.offset);
-        return { key, refusal: `cannot trust ${p.text}`, hint: '' };
+        return { key, refusal: `cannot trust ${p.text}` };
       }),
     );
   }
 
-  /** Puts each key into the set-like map `name` (value 1); a refused key is an error. */
-  private fillSet(name: string, entries: { key: Buffer; refusal: string; hint: string }[]): void {
+  /**
+   * Puts each key into the set-like map `name` (value 1); a refused key, or
+   * one beyond the map's max_entries (a preallocated hash map would take a
+   * few more), is an error.
+   */
+  private fillSet(name: string, what: string, entries: { key: Buffer; refusal: string }[]): void {
     const lib = libbpf();
-    const fd = lib.bpf_map__fd(this.map(name)) as number;
+    const map = this.map(name);
+    const fd = lib.bpf_map__fd(map) as number;
+    const max = lib.bpf_map__max_entries(map) as number;
     const one = Buffer.from([1]);
-    for (const e of entries) {
-      if ((lib.bpf_map_update_elem(fd, e.key, one, 0n) as number) !== 0) throw new KernelTracerError(`${e.refusal} (errno ${koffi.errno()})${e.hint}`);
+    for (const [i, e] of entries.entries()) {
+      if (i >= max) throw new KernelTracerError(`${e.refusal}: at most ${max} ${what}`);
+      if ((lib.bpf_map_update_elem(fd, e.key, one, 0n) as number) !== 0) throw new KernelTracerError(`${e.refusal} (errno ${koffi.errno()})`);
     }
   }
 
@@ -386,7 +412,8 @@ export class KernelTracer {
           ? (lib.bpf_program__attach_cgroup(p, this.cgroupFd) as Ptr | null)
           : (lib.bpf_program__attach(p) as Ptr | null);
       if (!link) {
-        throw new KernelTracerError(`cannot attach ${name} (${section}) (errno ${koffi.errno()}): ${libbpfLines.slice(-3).join(' | ')}`);
+        const Refusal = hookSetOf(section) ? HookSetRefusedError : KernelTracerError;
+        throw new Refusal(`cannot attach ${name} (${section}) (errno ${koffi.errno()}): ${libbpfLines.slice(-3).join(' | ')}`);
       }
       this.links.push(link);
     }

@@ -68,14 +68,16 @@ export function buildCli(): Command {
     .addOption(new Option('--config <file>', 'YAML or JSON file with any of these options (long names as keys)').env('GEARBOX_CONFIG'))
     .addOption(new Option('--cgroup <path>', 'cgroup v2 directory to trace (default: the whole host)').env('GEARBOX_CGROUP'))
     .addOption(
-      new Option('--exclude-comm <names>', 'comma-separated process names (comm) never to trace').env('GEARBOX_EXCLUDE_COMM').argParser(commList),
+      new Option('--exclude-comm <names>', 'comma-separated process names (comm) never to trace; repeatable')
+        .env('GEARBOX_EXCLUDE_COMM')
+        .argParser((v, earlier: string[] | undefined) => [...(earlier ?? []), ...commList(v)]),
     )
     .addOption(
-      new Option('--trust-peers <cidrs>', 'accept propagated context only from these networks, e.g. 10.0.0.0/8,fd00::/8 (default: from every peer)')
+      new Option('--trust-peers <cidrs>', 'accept propagated context only from these networks, e.g. 10.0.0.0/8,fd00::/8; repeatable (default: from every peer)')
         .env('GEARBOX_TRUST_PEERS')
-        .argParser((v) => {
+        .argParser((v, earlier: ReturnType<typeof parseTrustPeers> | undefined) => {
           try {
-            return parseTrustPeers(v);
+            return [...(earlier ?? []), ...parseTrustPeers(v)];
           } catch (e) {
             throw new InvalidArgumentError((e as Error).message);
           }

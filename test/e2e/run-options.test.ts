@@ -43,3 +43,25 @@ test('--config with exclude-comm and console: client spans printed, the excluded
   assert.equal(serverLines.length, 0, `python3 is excluded but its spans appeared:\n${serverLines.join('\n')}`);
   assert.doesNotMatch(out, /span export failed/, 'export: false must not try to export');
 });
+
+test('a refusal unrelated to the hook set fails once under --hooks auto, without falling back', async () => {
+  if (!lab) {
+    lab = new Lab(path.join(ROOT, 'test-logs', 'run-options'));
+    lab.create(1);
+  }
+  const h = lab.hosts[0];
+  // excluded_comm_map holds 64 names: the 65th is refused while the maps are filled, after the raw hooks loaded.
+  // (Without a bound of its own, the agent used to accept a few more: the kernel preallocates spare entries.)
+  const names = Array.from({ length: 65 }, (_, i) => ['--exclude-comm', `svc${i}`]).flat();
+  const agent = lab.spawnRoot('agent-too-many-names', process.execPath, [CLI, 'run', '--cgroup', h.cgroup, '--hooks', 'auto', '--no-export', ...names]);
+  let out = '';
+  agent.stdout?.on('data', (d) => (out += d));
+  agent.stderr?.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((r) => agent.once('exit', r));
+  const code = await Promise.race([exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 20_000).unref())]);
+  if (code === 'running') await Lab.stop(agent);
+  assert.equal(code, 1, out);
+  assert.match(out, /cannot exclude process name svc64: at most 64 process names to exclude/);
+  assert.doesNotMatch(out, /raw syscall hooks refused/, 'a full map is not a reason to load the other hook set');
+  assert.equal((out.match(/cannot exclude process name/g) ?? []).length, 1, `the object must be loaded once:\n${out}`);
+});
