@@ -76,17 +76,25 @@ function nameIs(buf: Buffer, start: number, name: string): boolean {
  * the last line may be cut: it is ignored, and headLength stays undefined.
  */
 function headers(buf: Buffer, lineEnd: number): HeadFields {
+  // One pass over the bytes in JS: for heads of a few hundred bytes this is
+  // cheaper than an indexOf call (into C++) per line end and per colon.
   const out: HeadFields = {};
+  const n = buf.length;
   let start = lineEnd + 2;
   for (;;) {
-    const lf = buf.indexOf(LF, start);
-    if (lf < 0) return out; // cut
+    let colon = -1;
+    let lf = start;
+    for (; lf < n; lf++) {
+      const c = buf[lf];
+      if (c === LF) break;
+      if (c === 0x3a && colon < 0) colon = lf;
+    }
+    if (lf >= n) return out; // cut
     const end = lf > start && buf[lf - 1] === CR ? lf - 1 : lf;
     if (end === start) {
       out.headLength = lf + 1; // the blank line
       return out;
     }
-    const colon = buf.indexOf(0x3a, start);
     // RFC 9112: no whitespace between a field name and its colon.
     if (colon > start && colon < end) {
       const candidates = WANTED_BY_LENGTH.get(colon - start);
@@ -108,9 +116,20 @@ function parseLength(v: string | undefined): number | undefined {
   return Number(v);
 }
 
+/** Index of the space after a method-like token (3-7 upper-case letters) at the start, or -1. */
+function methodEnd(buf: Buffer): number {
+  const n = Math.min(buf.length, 8);
+  for (let i = 0; i < n; i++) {
+    const c = buf[i];
+    if (c === 0x20) return i >= 3 ? i : -1;
+    if (c < 0x41 || c > 0x5a) return -1;
+  }
+  return -1;
+}
+
 export function looksLikeHttpRequest(buf: Buffer): boolean {
-  const sp = buf.indexOf(' ');
-  return sp > 2 && sp < 8 && METHODS.has(buf.toString('latin1', 0, sp));
+  const sp = methodEnd(buf);
+  return sp > 0 && METHODS.has(buf.toString('latin1', 0, sp));
 }
 
 export function parseHttpRequest(buf: Buffer): HttpRequestHead | null {
@@ -142,8 +161,12 @@ export function parseHttpRequest(buf: Buffer): HttpRequestHead | null {
   };
 }
 
+const HTTP1_PREFIX = Buffer.from('HTTP/1.', 'latin1');
+
 export function looksLikeHttpResponse(buf: Buffer): boolean {
-  return buf.length >= 12 && buf.toString('latin1', 0, 7) === 'HTTP/1.';
+  if (buf.length < 12) return false;
+  for (let i = 0; i < HTTP1_PREFIX.length; i++) if (buf[i] !== HTTP1_PREFIX[i]) return false;
+  return true;
 }
 
 export function parseHttpResponse(buf: Buffer): HttpResponseHead | null {
