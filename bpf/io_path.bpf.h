@@ -7,7 +7,8 @@
  * connection flips (or a request-direction write/read follows an idle pause):
  *  - first send of a request on a client connection: new client span id, trace
  *    id from the thread's current server span (or a new trace), published in
- *    flow_context_map so that sockops puts it on every segment;
+ *    flow_context_map with the sequence number of the request's first byte,
+ *    so that sockops puts it on the segment that carries that byte;
  *  - first recv of a request on a server connection: new server span id,
  *    parent and trace id from the peer's option (or a new trace); it becomes
  *    the thread's current context (keyed by pid and tid).
@@ -194,7 +195,7 @@ static __always_inline void next_pipelined_request(struct gb_thread_state *ts, _
 }
 
 static __always_inline void start_client_span(struct gb_conn_state *c, struct gb_tuple *t, struct gb_thread_state *ts,
-					      __u64 pid_tgid)
+					      __u64 pid_tgid, struct sock *sk)
 {
 	next_pipelined_request(ts, pid_tgid);
 	struct gb_span_ctx ctx = {};
@@ -225,12 +226,14 @@ static __always_inline void start_client_span(struct gb_conn_state *c, struct gb
 	__builtin_memcpy(fc.trace_id, ctx.trace_id, 16);
 	__builtin_memcpy(fc.span_id, ctx.span_id, 8);
 	fc.sampled = !!(ctx.flags & GB_F_SAMPLED);
+	/* The request's first byte gets the next sequence number written. */
+	fc.start_seq = BPF_CORE_READ((struct tcp_sock *)sk, write_seq);
 	bpf_map_update_elem(&flow_context_map, t, &fc, BPF_ANY);
 	c->ctx = ctx;
 }
 
-/* Advances the connection's message state for data moving in `dir`. */
-static __always_inline void track_message(struct gb_conn_state *c, struct gb_tuple *t, __u8 dir,
+/* Advances the connection's message state for data moving in `dir` on socket `sk`. */
+static __always_inline void track_message(struct gb_conn_state *c, struct gb_tuple *t, struct sock *sk, __u8 dir,
 					  struct gb_thread_state *ts, __u64 pid_tgid, __u64 now)
 {
 	if (c->role == GB_ROLE_UNKNOWN) {
@@ -264,7 +267,7 @@ static __always_inline void track_message(struct gb_conn_state *c, struct gb_tup
 	} else if (c->role == GB_ROLE_SERVER) {
 		start_server_span(c, t, ts, pid_tgid);
 	} else {
-		start_client_span(c, t, ts, pid_tgid);
+		start_client_span(c, t, ts, pid_tgid, sk);
 	}
 note:
 	if (!ts)
@@ -494,7 +497,7 @@ static __always_inline void begin_io(struct sock *sk, __u16 sc, __u8 dir, __u64 
 			return;
 		}
 		a->ts = bpf_ktime_get_ns();
-		track_message(c, &a->tuple, dir, thread_state(pid_tgid, 1), pid_tgid, a->ts);
+		track_message(c, &a->tuple, sk, dir, thread_state(pid_tgid, 1), pid_tgid, a->ts);
 	}
 }
 
@@ -512,7 +515,7 @@ static __always_inline void finish_io(struct gb_io_args *a, struct sock *sk, __u
 	if (!c)
 		return;
 	if (dir == GB_DIR_RECV)
-		track_message(c, &a->tuple, dir, thread_state(pid_tgid, 1), pid_tgid, now);
+		track_message(c, &a->tuple, sk, dir, thread_state(pid_tgid, 1), pid_tgid, now);
 	emit(c, a, dir, ret, pid_tgid, now);
 }
 

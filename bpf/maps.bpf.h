@@ -52,12 +52,15 @@ struct gb_conn_state {
 };
 
 /* Context this host will send on a flow: written by the send path of a client
- * connection, read by sockops when it writes the option. */
+ * connection when a request starts, read by sockops, which puts it on the
+ * segments that carry the request's first byte and drops it once the peer
+ * has acknowledged that byte. */
 struct gb_flow_ctx {
 	__u8 trace_id[16];
 	__u8 span_id[8];
 	__u8 sampled;
-	__u8 _pad[7];
+	__u8 _pad[3];
+	__u32 start_seq; /* TCP sequence number of the request's first byte */
 };
 
 /* Context received from the peer on a flow: written by sockops when it parses

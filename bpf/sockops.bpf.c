@@ -7,7 +7,9 @@
  *  - connect / established: enable the header-option and state callbacks,
  *    record the connection's role (active = client, passive = server);
  *  - HDR_OPT_LEN / WRITE_HDR_OPT: put the context from flow_context_map on
- *    every segment while the flow has one (so splits and retransmits carry it);
+ *    the segments that carry the first byte of its request (retransmits
+ *    too), until the peer acknowledges that byte; then drop it, so the rest
+ *    of a long request costs no option space, writes or parsing;
  *  - PARSE_HDR_OPT: validate the peer's option, store it in peer_context_map;
  *  - STATE (TCP_CLOSE): drop the flow's entries and tell the agent.
  */
@@ -62,23 +64,62 @@ static __always_inline void record_role(struct bpf_sock_ops *s, __u8 role)
 	bpf_map_delete_elem(&peer_context_map, &t);
 }
 
+/* a comes before b in the 32-bit sequence space */
+static __always_inline int seq_before(__u32 a, __u32 b)
+{
+	return (__s32)(a - b) < 0;
+}
+
+/* The context to send on this flow while the peer may still lack it: until
+ * the first byte of its request is acknowledged (the peer parses options
+ * before it acknowledges), then the entry goes. */
+static __always_inline struct gb_flow_ctx *context_to_send(struct bpf_sock_ops *s, struct gb_tuple *t)
+{
+	if (!s->is_fullsock)
+		return NULL;
+	tuple_from_skops(s, t);
+	struct gb_flow_ctx *fc = bpf_map_lookup_elem(&flow_context_map, t);
+	if (!fc)
+		return NULL;
+	if (seq_before(fc->start_seq, s->snd_una)) {
+		bpf_map_delete_elem(&flow_context_map, t);
+		return NULL;
+	}
+	return fc;
+}
+
+/* Space for the option: on the kernel's MSS estimate (no segment yet, it must
+ * count what any segment may carry) and on segments with payload; which of
+ * those hold the request's first byte is known only when it is written. */
 static __always_inline void reserve_option(struct bpf_sock_ops *s)
 {
 	struct gb_tuple t = {};
-	tuple_from_skops(s, &t);
-	if (!bpf_map_lookup_elem(&flow_context_map, &t))
+	if (!context_to_send(s, &t))
 		return;
+	if (!(s->args[0] & BPF_WRITE_HDR_TCP_CURRENT_MSS) && s->skb_len == 0)
+		return; /* a pure ACK or FIN carries no request byte */
 	if (bpf_reserve_hdr_opt(s, GB_TCP_OPT_LEN, 0) != 0)
 		count(GB_CNT_OPT_RESERVE_FAILED);
+}
+
+/* The segment being written holds sequence number `seq`: its header is
+ * readable (up to the options) in WRITE_HDR_OPT. Unreadable: assume it does. */
+static __always_inline int segment_holds(struct bpf_sock_ops *s, __u32 seq)
+{
+	struct tcphdr *th = (void *)(long)s->skb_data;
+	if ((void *)(th + 1) > (void *)(long)s->skb_data_end)
+		return 1;
+	__u32 first = bpf_ntohl(th->seq);
+	__u32 payload = s->skb_len - th->doff * 4;
+	return !seq_before(seq, first) && seq_before(seq, first + payload);
 }
 
 static __always_inline void write_option(struct bpf_sock_ops *s)
 {
 	struct gb_tuple t = {};
-	tuple_from_skops(s, &t);
-	struct gb_flow_ctx *fc = bpf_map_lookup_elem(&flow_context_map, &t);
-	if (!fc)
-		return;
+	struct gb_flow_ctx *fc = context_to_send(s, &t);
+	if (!fc || !segment_holds(s, fc->start_seq))
+		return; /* the reserved space stays NOPs */
 	struct tcp_int_opt opt = {};
 	opt.kind = GB_TCP_OPT_KIND;
 	opt.len = GB_TCP_OPT_LEN;
@@ -194,8 +235,8 @@ static __always_inline void parse_option(struct bpf_sock_ops *s)
 		}
 	}
 	struct gb_peer_ctx *old = bpf_map_lookup_elem(&peer_context_map, &t);
-	/* Every segment of a request carries the same context: keep the
-	 * consumed mark so a later request without a context adopts nothing. */
+	/* A retransmitted first segment carries the same context again: keep
+	 * the consumed mark so a later request without a context adopts nothing. */
 	if (old && *(__u64 *)old->span_id == *(__u64 *)pc.span_id &&
 	    *(__u64 *)old->trace_id == *(__u64 *)pc.trace_id &&
 	    *(__u64 *)(old->trace_id + 8) == *(__u64 *)(pc.trace_id + 8))
