@@ -110,7 +110,10 @@ static __always_inline int segment_holds(struct bpf_sock_ops *s, __u32 seq)
 	if ((void *)(th + 1) > (void *)(long)s->skb_data_end)
 		return 1;
 	__u32 first = bpf_ntohl(th->seq);
-	__u32 payload = s->skb_len - th->doff * 4;
+	__u32 header = th->doff * 4;
+	if (header > s->skb_len)
+		return 1;
+	__u32 payload = s->skb_len - header;
 	return !seq_before(seq, first) && seq_before(seq, first + payload);
 }
 

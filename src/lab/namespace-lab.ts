@@ -98,7 +98,11 @@ export class Lab {
     return child;
   }
 
-  /** Resolves with the output so far when `pattern` appears in it, rejects on exit or timeout. */
+  /**
+   * Resolves with the output so far when `pattern` appears in it, rejects on
+   * exit or timeout. It sees only output written after it is called: wait
+   * for several children at once, not one after the other.
+   */
   static waitFor(child: ChildProcess, pattern: RegExp, timeoutMs: number, what: string): Promise<string> {
     return new Promise((resolve, reject) => {
       let seen = '';

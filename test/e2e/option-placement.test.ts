@@ -73,8 +73,11 @@ function kernelCounters(log: string): Record<string, number> {
 test(`a request written in ${PIECES + 2} segments carries its context once, and the server adopts it`, async (t) => {
   const serverAgent = agentOn(server, 'agent-server');
   const clientAgent = agentOn(client, 'agent-client');
-  await Lab.waitFor(serverAgent.proc, /"msg":"attached"/, 20_000, 'agent on the server host');
-  await Lab.waitFor(clientAgent.proc, /"msg":"attached"/, 20_000, 'agent on the client host');
+  // Both at once: waitFor sees only output that comes after it is called.
+  await Promise.all([
+    Lab.waitFor(serverAgent.proc, /"msg":"attached"/, 20_000, 'agent on the server host'),
+    Lab.waitFor(clientAgent.proc, /"msg":"attached"/, 20_000, 'agent on the client host'),
+  ]);
   const from = receiver.spans.length;
   const py = lab.spawnIn(client, 'client', 'python3', ['-u', '-c', PIECEWISE_CLIENT, server.ip, String(N), String(PIECES)]);
   await Lab.waitFor(py, /done/, 30_000, 'piecewise client');
