@@ -1,9 +1,11 @@
 /**
  * Zero-copy reader of a BPF ring buffer map: the consumer page is mapped
- * read-write, the producer page and the data area (mapped twice by the
- * kernel, so records never wrap) read-only. Records are handed to the caller
- * as (bytes, view, offset, length) over the mapping; the caller copies what
- * it keeps. The agent is woken by epoll on the map fd; the BPF side only
+ * read-write, the producer page and the data area read-only. The data area
+ * is mapped once (the kernel would allow it twice, so that records never
+ * wrap, but every page of the second copy counts in the agent's RSS again):
+ * records are handed to the caller as (bytes, view, offset, length) over the
+ * mapping, and the few that wrap around its end are first put together in a
+ * scratch buffer. The caller copies what it keeps. The agent is woken by epoll on the map fd; the BPF side only
  * forces a wakeup when a lot is queued, so a short poll timeout bounds the
  * latency at low rates without a wakeup per event.
  */
@@ -38,6 +40,9 @@ export class RingBufferReader {
   private readonly dataHdr: Int32Array;
   private readonly epfd: number;
   private readonly epollEvents = Buffer.alloc(12 * 4);
+  /** Where a record that wraps around the end of the data area is put together. */
+  private scratch = Buffer.alloc(4096);
+  private scratchView = new DataView(this.scratch.buffer, this.scratch.byteOffset, this.scratch.byteLength);
   private closed = false;
 
   constructor(
@@ -53,7 +58,7 @@ export class RingBufferReader {
     if (this.consumerPtr === null || this.consumerPtr === MAP_FAILED) {
       throw new Error(`mmap of the ring buffer consumer page failed (errno ${koffi.errno()})`);
     }
-    this.producerLen = this.page + 2 * size;
+    this.producerLen = this.page + size;
     this.producerPtr = lib.mmap(null, this.producerLen, PROT_READ, MAP_SHARED, mapFd, this.page) as Ptr;
     if (this.producerPtr === null || this.producerPtr === MAP_FAILED) {
       lib.munmap(this.consumerPtr, this.page);
@@ -62,9 +67,9 @@ export class RingBufferReader {
     this.consumerPos = new BigUint64Array(koffi.view(this.consumerPtr, this.page) as ArrayBuffer, 0, 1);
     const prod = koffi.view(this.producerPtr, this.producerLen) as ArrayBuffer;
     this.producerPos = new BigUint64Array(prod, 0, 1);
-    this.data = Buffer.from(prod, this.page, 2 * size);
-    this.dataView = new DataView(prod, this.page, 2 * size);
-    this.dataHdr = new Int32Array(prod, this.page, (2 * size) / 4);
+    this.data = Buffer.from(prod, this.page, size);
+    this.dataView = new DataView(prod, this.page, size);
+    this.dataHdr = new Int32Array(prod, this.page, size / 4);
     this.epfd = lib.epoll_create1(0) as number;
     if (this.epfd < 0) throw new Error(`epoll_create1 failed (errno ${koffi.errno()})`);
     const ev = Buffer.alloc(12);
@@ -93,7 +98,10 @@ export class RingBufferReader {
       const len = lenWord & ~(BUSY | DISCARD) & 0x3fff_ffff;
       if (!(lenWord & DISCARD)) {
         try {
-          onRecord(this.data, this.dataView, off + HDR, len);
+          // Headers are 8-byte aligned, so only a record's body can wrap.
+          const start = off + HDR === this.size ? 0 : off + HDR;
+          if (start + len <= this.size) onRecord(this.data, this.dataView, start, len);
+          else onRecord(this.wrapped(start, len), this.scratchView, 0, len);
         } catch {
           /* the handler counts its own failures; never lose the rest of the batch */
         }
@@ -103,6 +111,18 @@ export class RingBufferReader {
       Atomics.store(this.consumerPos, 0, BigInt(cons));
     }
     return n;
+  }
+
+  /** The record of `len` bytes at `start` that runs past the end of the data area, in one piece. */
+  private wrapped(start: number, len: number): Buffer {
+    if (this.scratch.length < len) {
+      this.scratch = Buffer.alloc(Math.max(len, 2 * this.scratch.length));
+      this.scratchView = new DataView(this.scratch.buffer, this.scratch.byteOffset, this.scratch.byteLength);
+    }
+    const head = this.size - start;
+    this.data.copy(this.scratch, 0, start, this.size);
+    this.data.copy(this.scratch, head, 0, len - head);
+    return this.scratch;
   }
 
   /** Waits (off the main thread) until data is signalled or `timeoutMs` passes. */

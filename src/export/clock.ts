@@ -1,8 +1,10 @@
 /**
  * Converts kernel timestamps (CLOCK_MONOTONIC, ns) to wall-clock OTel HrTime.
- * The offset is read with clock_gettime bracketed by two monotonic reads, so
- * agents on one machine agree to about a microsecond; it is re-read
- * periodically to follow wall-clock adjustments.
+ * The offset is read with clock_gettime bracketed by two monotonic reads,
+ * the tightest of several brackets (one the thread was preempted in could be
+ * off by as long as the preemption), so agents on one machine agree to well
+ * under a microsecond; it is re-read periodically to follow wall-clock
+ * adjustments.
  */
 import type { HrTime } from '@opentelemetry/api';
 
@@ -40,11 +42,20 @@ export class WallClock {
     this.calibrate();
   }
 
+  /** Brackets read per calibration; the tightest one sets the offset. */
+  static readonly BRACKETS = 16;
+
   calibrate(): void {
-    const a = this.source.monotonicNs();
-    const r = this.source.realtimeNs();
-    const b = this.source.monotonicNs();
-    this.offsetNs = r - (a + b) / 2n;
+    let best = -1n;
+    for (let i = 0; i < WallClock.BRACKETS; i++) {
+      const a = this.source.monotonicNs();
+      const r = this.source.realtimeNs();
+      const b = this.source.monotonicNs();
+      if (best < 0n || b - a < best) {
+        best = b - a;
+        this.offsetNs = r - (a + b) / 2n;
+      }
+    }
   }
 
   nowMonotonicNs(): number {
