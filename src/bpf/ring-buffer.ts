@@ -5,9 +5,10 @@
  * wrap, but every page of the second copy counts in the agent's RSS again):
  * records are handed to the caller as (bytes, view, offset, length) over the
  * mapping, and the few that wrap around its end are first put together in a
- * scratch buffer. The caller copies what it keeps. The agent is woken by epoll on the map fd; the BPF side only
- * forces a wakeup when a lot is queued, so a short poll timeout bounds the
- * latency at low rates without a wakeup per event.
+ * scratch buffer. The caller copies what it keeps. The agent is woken by
+ * epoll on the map fd; the BPF side only forces a wakeup when a lot is
+ * queued, so a short poll timeout bounds the latency at low rates without a
+ * wakeup per event.
  */
 import koffi from 'koffi';
 import {
