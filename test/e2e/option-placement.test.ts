@@ -7,9 +7,8 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import { Lab, requireRootLab, type Host } from '../support/lab';
 import { startStaticServer } from '../support/agent-round';
 import { OtlpReceiver } from '../support/otlp-receiver';
