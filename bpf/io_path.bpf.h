@@ -24,7 +24,6 @@
 #include <bpf/bpf_tracing.h>
 
 #define MMSG_MAX 8
-#define MSG_PEEK 2
 
 /* Socket pointers handed to these functions are BTF-typed (a hook's argument,
  * or a pointer the hook typed with bpf_rdonly_cast): each field load is one
@@ -70,7 +69,7 @@ static __always_inline struct gb_conn_state *conn_lookup_or_create(struct gb_tup
 	 * its handshake): the side with the ephemeral port is the client; when
 	 * that does not tell, the first data decides (see track_message). */
 	struct gb_conn_state fresh = {};
-	fresh.conn_id = (((__u64)bpf_get_prandom_u32() & 0x1fffff) << 32) | bpf_get_prandom_u32();
+	fresh.conn_id = new_conn_id();
 	int local_eph = t->local_port >= gb_cfg.ephemeral_lo && t->local_port <= gb_cfg.ephemeral_hi;
 	int remote_eph = t->remote_port >= gb_cfg.ephemeral_lo && t->remote_port <= gb_cfg.ephemeral_hi;
 	if (local_eph != remote_eph) {

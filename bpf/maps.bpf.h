@@ -234,6 +234,18 @@ static __always_inline void new_trace_id(__u8 id[16])
 		id[15] = 1;
 }
 
+/* A connection's id: 53 random bits, so that it is exact as a JS number. */
+static __always_inline __u64 new_conn_id(void)
+{
+	return (((__u64)bpf_get_prandom_u32() & 0x1fffff) << 32) | bpf_get_prandom_u32();
+}
+
+/* The key of a thread's state: tgid and pid, as bpf_get_current_pid_tgid() gives them. */
+static __always_inline __u64 task_key(struct task_struct *t)
+{
+	return ((__u64)t->tgid << 32) | (__u32)t->pid;
+}
+
 /* Ids of pipelined request k, derived from the first request's (gearbox.h). */
 static __always_inline void pipeline_derive(__u8 trace_id[16], __u8 span_id[8], __u32 k)
 {

@@ -56,7 +56,7 @@ static __always_inline void record_role(struct bpf_sock_ops *s, __u8 role)
 	struct gb_tuple t = {};
 	tuple_from_skops(s, &t);
 	struct gb_conn_state fresh = {};
-	fresh.conn_id = (((__u64)bpf_get_prandom_u32() & 0x1fffff) << 32) | bpf_get_prandom_u32();
+	fresh.conn_id = new_conn_id();
 	fresh.role = role;
 	/* A new connection on a reused five-tuple must not inherit anything. */
 	bpf_map_update_elem(&conn_map, &t, &fresh, BPF_ANY);

@@ -26,6 +26,7 @@
 #define SOCK_STREAM 1
 #define IPPROTO_TCP 6
 #define EINPROGRESS 115
+#define MSG_PEEK 2
 
 /* Kernel memory read through typed pointers: each field load is one guarded
  * instruction instead of a bpf_probe_read_kernel call per field. (Declared in

@@ -15,11 +15,10 @@ int BPF_PROG(gb_fork, struct task_struct *parent, struct task_struct *child)
 {
 	if (!in_scope())
 		return 0;
-	__u64 parent_key = ((__u64)parent->tgid << 32) | (__u32)parent->pid;
-	struct gb_thread_state *ts = thread_state(parent_key, 0);
+	struct gb_thread_state *ts = thread_state(task_key(parent), 0);
 	if (!ts)
 		return 0;
-	__u64 child_key = ((__u64)child->tgid << 32) | (__u32)child->pid;
+	__u64 child_key = task_key(child);
 	struct gb_thread_state copy = *ts;
 	copy.pending_head = copy.pending_tail = 0; /* the queue stays with the parent */
 	copy.dispatch_queued = 0;
@@ -34,7 +33,7 @@ SEC("tp_btf/sched_process_exit")
 int BPF_PROG(gb_task_exit, struct task_struct *task)
 {
 	__u32 tgid = task->tgid;
-	__u64 key = ((__u64)tgid << 32) | (__u32)task->pid;
+	__u64 key = task_key(task);
 	struct gb_thread_state *ts = bpf_map_lookup_elem(&thread_state_map, &key);
 	if (ts) {
 		struct gb_pending_key k = { .pid_tgid = key };

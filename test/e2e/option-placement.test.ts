@@ -7,15 +7,14 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { Lab, requireRootLab, type Host } from '../support/lab';
-import { startStaticServer } from '../support/agent-round';
+import { kernelCounters, spawnTestAgent, startStaticServer } from '../support/agent-round';
 import { OtlpReceiver } from '../support/otlp-receiver';
 import { until } from '../support/process-watch';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
-const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const N = 8;
 const PIECES = 30;
 
@@ -55,25 +54,10 @@ after(async () => {
   await receiver.stop();
 });
 
-function agentOn(host: Host, label: string): { proc: ChildProcess; log: () => string } {
-  const proc = lab.spawnRoot(label, process.execPath, [CLI, 'run', '--cgroup', host.cgroup, '--poll-ms', '20', '--idle-ms', '500', '--stats-interval-ms', '0'], {
-    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
-    OTEL_BSP_SCHEDULE_DELAY: '100',
-  });
-  let out = '';
-  proc.stdout?.on('data', (d) => (out += d));
-  return { proc, log: () => out };
-}
-
-function kernelCounters(log: string): Record<string, number> {
-  const line = log.split('\n').find((l) => l.includes('"msg":"detached"')) ?? '{}';
-  return (JSON.parse(line).kernel ?? {}) as Record<string, number>;
-}
-
 /** N piecewise requests from client to server with an agent on each host; spans and both kernels' counters. */
 async function piecewiseRound(label: string) {
-  const serverAgent = agentOn(server, `agent-server-${label}`);
-  const clientAgent = agentOn(client, `agent-client-${label}`);
+  const serverAgent = spawnTestAgent(lab, server, `agent-server-${label}`, receiver);
+  const clientAgent = spawnTestAgent(lab, client, `agent-client-${label}`, receiver);
   // Both at once: waitFor sees only output that comes after it is called.
   await Promise.all([
     Lab.waitFor(serverAgent.proc, /"msg":"attached"/, 20_000, 'agent on the server host'),

@@ -4,6 +4,7 @@
  * the agent, and return its final kernel counters and the spans received.
  */
 import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { Lab, type Host } from '../../src/lab/namespace-lab';
 import { SERVICES_DIR } from '../../src/demo/sample-system';
 import { after, before } from 'node:test';
@@ -29,14 +30,26 @@ export interface RoundOptions {
   mode: 'new' | 'keepalive';
 }
 
-export async function tracedRound(o: RoundOptions): Promise<{ kernel: Record<string, number>; spans: ReceivedSpan[] }> {
-  const agent = o.lab.spawnRoot(`agent-${o.label}`, process.execPath, [CLI, 'run', '--cgroup', o.server.cgroup, '--poll-ms', '20', '--idle-ms', '500', '--stats-interval-ms', '0', ...o.agentArgs], {
-    OTEL_EXPORTER_OTLP_ENDPOINT: o.receiver.endpoint,
+/** A `gearbox run` agent on `host`'s cgroup exporting to `receiver`, with short timers for tests; `log()` is its stdout so far. */
+export function spawnTestAgent(lab: Lab, host: Host, label: string, receiver: OtlpReceiver, args: string[] = []): { proc: ChildProcess; log: () => string } {
+  const proc = lab.spawnRoot(label, process.execPath, [CLI, 'run', '--cgroup', host.cgroup, '--poll-ms', '20', '--idle-ms', '500', '--stats-interval-ms', '0', ...args], {
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
     OTEL_BSP_SCHEDULE_DELAY: '100',
   });
-  let log = '';
-  agent.stdout?.on('data', (d) => (log += d));
-  await Lab.waitFor(agent, /"msg":"attached"/, 20_000, `agent ${o.label}`);
+  let out = '';
+  proc.stdout?.on('data', (d) => (out += d));
+  return { proc, log: () => out };
+}
+
+/** The kernel counters of a stopped agent, from its "detached" log line. */
+export function kernelCounters(log: string): Record<string, number> {
+  const line = log.split('\n').find((l) => l.includes('"msg":"detached"')) ?? '{}';
+  return (JSON.parse(line).kernel ?? {}) as Record<string, number>;
+}
+
+export async function tracedRound(o: RoundOptions): Promise<{ kernel: Record<string, number>; spans: ReceivedSpan[] }> {
+  const agent = spawnTestAgent(o.lab, o.server, `agent-${o.label}`, o.receiver, o.agentArgs);
+  await Lab.waitFor(agent.proc, /"msg":"attached"/, 20_000, `agent ${o.label}`);
   const from = o.receiver.spans.length;
   const client = o.lab.spawnIn(o.client, `client-${o.label}`, process.execPath, [path.join(SERVICES_DIR, 'load-client.js')], {
     TARGET: `http://${o.server.ip}:8080`,
@@ -45,10 +58,9 @@ export async function tracedRound(o: RoundOptions): Promise<{ kernel: Record<str
   });
   await new Promise((r) => client.once('exit', r));
   await new Promise((r) => setTimeout(r, 1200));
-  await Lab.stop(agent);
+  await Lab.stop(agent.proc);
   await new Promise((r) => setTimeout(r, 300));
-  const detached = log.split('\n').find((l) => l.includes('"msg":"detached"')) ?? '{}';
-  return { kernel: (JSON.parse(detached).kernel ?? {}) as Record<string, number>, spans: o.receiver.spans.slice(from) };
+  return { kernel: kernelCounters(agent.log()), spans: o.receiver.spans.slice(from) };
 }
 
 export interface ServerAndClientLab {
