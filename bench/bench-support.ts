@@ -85,6 +85,8 @@ export async function startAgent(cgroup: string, extraArgs: string[] = [], env: 
   running.add(proc);
   proc.once('exit', () => running.delete(proc));
   const log: string[] = [];
+  // BENCH_AGENT_LOG=FILE appends every agent's log there.
+  if (process.env.BENCH_AGENT_LOG) proc.stdout?.pipe(fs.createWriteStream(process.env.BENCH_AGENT_LOG, { flags: 'a' }));
   await new Promise<void>((resolve, reject) => {
     let out = '';
     const t = setTimeout(() => {

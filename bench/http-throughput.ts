@@ -17,7 +17,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { keepAliveProxy, writeNginxConfig } from '../src/lab/nginx-config';
-import { BenchCgroups, OtlpSink, cpuSeconds, median, requireRoot, rssMiB, saveResults, startAgent, stopAgent, type RunningAgent } from './bench-support';
+import { BenchCgroups, OtlpSink, ROOT, cpuSeconds, median, requireRoot, rssMiB, saveResults, startAgent, stopAgent, type RunningAgent } from './bench-support';
 
 const ROUNDS = Number(process.env.BENCH_HTTP_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 10);
@@ -98,10 +98,13 @@ interface Regime {
   label: string;
   rate?: number;
   sampler?: Record<string, string>;
+  /** Agent options of this regime (after BENCH_AGENT_ARGS). */
+  agentArgs?: string[];
 }
 
 const REGIMES: Regime[] = [
-  { id: 'saturated', label: 'closed loop (max throughput)' },
+  { id: 'saturated', label: 'closed loop (max throughput), default CPU budget (--max-cpu 0.5)' },
+  { id: 'saturated_unlimited', label: 'closed loop, no CPU budget (--max-cpu 0): every request traced', agentArgs: ['--max-cpu', '0'] },
   { id: 'paced_1000', label: 'paced, ~1,000 req/s', rate: 1000 },
   { id: 'saturated_sampled_1pct', label: 'closed loop, OTEL_TRACES_SAMPLER=traceidratio 0.01', sampler: { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.01' } },
 ];
@@ -185,7 +188,7 @@ async function main(): Promise<void> {
 }
 
 async function tracedRound(traced: string, load: string, regime: Regime, sink: OtlpSink, env: NodeJS.ProcessEnv): Promise<TracedRound> {
-  const agent = await startAgent(traced, ['--stats-interval-ms', '0', ...AGENT_ARGS], env);
+  const agent = await startAgent(traced, ['--stats-interval-ms', '0', ...AGENT_ARGS, ...(regime.agentArgs ?? [])], env);
   const pid = agent.proc.pid!;
   const spans0 = await sink.count();
   const cpu0 = cpuSeconds(pid);
@@ -239,21 +242,28 @@ async function runLong(traced: string, load: string, sink: OtlpSink, exportEnv: 
   return { seconds: LOAD_SECONDS, rssSamplesMiB: samples, requests: res.requests, spans: (await sink.count()) - spans0, agentCpuS };
 }
 
+/** The long run of bench/results.json, if it holds one (it says when it was measured). */
+function previousLongRun(): unknown {
+  const file = path.join(ROOT, 'bench', 'results.json');
+  return fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')).http?.longRun : undefined;
+}
+
 function report(results: RegimeResult[], longRun: LongRun | undefined): void {
   const spread = (xs: number[], d = 3) => `${median(xs).toFixed(d)} (${Math.min(...xs).toFixed(d)}..${Math.max(...xs).toFixed(d)})`;
   const out: Record<string, unknown> = {};
-  console.log('| regime | throughput traced/untraced | p50 ratio | p99 ratio | agent CPU per request (3 spans) | spans received / expected | agent RSS peak |');
-  console.log('|---|---|---|---|---|---|---|');
+  console.log('| regime | throughput traced/untraced | p50 ratio | p99 ratio | agent CPU per request (3 spans) | agent CPU, cores | spans received / expected | agent RSS peak |');
+  console.log('|---|---|---|---|---|---|---|---|');
   for (const { regime, off, on } of results) {
     const rps = on.map((b, i) => b.rps / off[i].rps);
     const p50 = on.map((b, i) => b.p50Us / off[i].p50Us);
     const p99 = on.map((b, i) => b.p99Us / off[i].p99Us);
     const cpu = on.map((b) => (b.agentCpuS * 1e6) / b.requests);
+    const cores = on.map((b) => b.agentCpuS / SECONDS);
     const expected = on.reduce((a, b) => a + b.requests * SPANS_PER_REQUEST, 0);
     const received = on.reduce((a, b) => a + b.spans, 0);
     const rss = Math.max(...on.map((b) => b.rssMiB));
     console.log(
-      `| ${regime.label} (${median(off.map((r) => r.rps)).toFixed(0)} -> ${median(on.map((r) => r.rps)).toFixed(0)} req/s) | ${spread(rps)} | ${spread(p50)} | ${spread(p99)} | ${spread(cpu, 1)} us | ${received} / ${expected} | ${rss.toFixed(1)} MiB |`,
+      `| ${regime.label} (${median(off.map((r) => r.rps)).toFixed(0)} -> ${median(on.map((r) => r.rps)).toFixed(0)} req/s) | ${spread(rps)} | ${spread(p50)} | ${spread(p99)} | ${spread(cpu, 1)} us | ${spread(cores, 2)} | ${received} / ${expected} | ${rss.toFixed(1)} MiB |`,
     );
     out[regime.id] = {
       label: regime.label,
@@ -263,6 +273,7 @@ function report(results: RegimeResult[], longRun: LongRun | undefined): void {
       p50Ratio: median(p50),
       p99Ratio: median(p99),
       agentCpuUsPerRequest: median(cpu),
+      agentCpuCores: median(cores),
       spansExpected: expected,
       spansReceived: received,
       agentRssMiBPeak: rss,
@@ -273,7 +284,9 @@ function report(results: RegimeResult[], longRun: LongRun | undefined): void {
     const first = median(longRun.rssSamplesMiB.slice(0, 6));
     const last = median(longRun.rssSamplesMiB.slice(-6));
     console.log(`agent RSS over ${longRun.seconds} s of paced load: first minute ${first.toFixed(1)} MiB, last minute ${last.toFixed(1)} MiB, max ${Math.max(...longRun.rssSamplesMiB).toFixed(1)} MiB; ${longRun.spans} / ${longRun.requests * SPANS_PER_REQUEST} spans received; ${((longRun.agentCpuS * 1e6) / longRun.requests).toFixed(1)} us agent CPU per request`);
-    out.longRun = { ...longRun, rssFirstMinuteMiB: first, rssLastMinuteMiB: last };
+    out.longRun = { ...longRun, measuredAt: new Date().toISOString(), rssFirstMinuteMiB: first, rssLastMinuteMiB: last };
+  } else {
+    out.longRun = previousLongRun(); // a run without the long one (BENCH_LOAD_SECONDS=0) keeps the last one's figures
   }
   saveResults('http', { rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS, ...out });
 }

@@ -83,7 +83,9 @@ enum gb_counter {
 	GB_CNT_CONN_EVICTED = 10,      /* reserved: connection state evicted by LRU */
 	GB_CNT_EXISTING_ENABLED = 11,  /* connections opened before the agent, given option callbacks */
 	GB_CNT_OPT_UNTRUSTED = 12,     /* valid options from peers outside --trust-peers, ignored */
-	GB_CNT__MAX = 13,
+	GB_CNT_ROOTS_SAMPLED = 13,     /* new traces (root spans) this host decided to sample */
+	GB_CNT_ROOTS_UNSAMPLED = 14,   /* ... and not to sample */
+	GB_CNT__MAX = 15,
 };
 
 /* Five-tuple from this host's point of view. Addresses are IPv6; IPv4 is
@@ -158,7 +160,6 @@ struct gb_config {
 	__u32 agent_tgid;      /* never trace the agent itself */
 	__u32 filter_cgroup;   /* 1: only tasks under the cgroup in scope_cgroup[0] */
 	__u64 idle_ns;         /* a pause this long starts a new request message */
-	__u64 sample_threshold;/* root spans sampled when prandom32 < threshold; 1<<32 = all */
 	__u64 ringbuf_wakeup_bytes; /* wake the agent only when this much is queued */
 	__u64 scope_cgroup_id;  /* cgroup v2 id (inode) of the scope, for socket iterators */
 	__u32 scope_cgroup_level; /* its depth below the cgroup v2 root */

@@ -20,7 +20,6 @@ const volatile struct gb_config gb_cfg __weak = {
 	.agent_tgid = 0,
 	.filter_cgroup = 0,
 	.idle_ns = 2000000000ULL,
-	.sample_threshold = 1ULL << 32,
 	.ringbuf_wakeup_bytes = 256 * 1024,
 	.ephemeral_lo = 32768,
 	.ephemeral_hi = 60999,
@@ -165,6 +164,16 @@ struct {
 	__type(value, __u32);
 } scope_cgroup SEC(".maps") __weak;
 
+/* Root spans are sampled when prandom32 < root_sampling[0] (1 << 32: all).
+ * Set by the agent before attach and changed while it runs: it lowers the
+ * ratio when it is over its CPU budget (src/sampling/cpu-budget.ts). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} root_sampling SEC(".maps") __weak;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, GB_CNT__MAX);
@@ -257,9 +266,14 @@ static __always_inline void pipeline_derive(__u8 trace_id[16], __u8 span_id[8], 
 	sp[0] ^= mix;
 }
 
+/* A new trace starts here: sampled or not (counted either way). */
 static __always_inline int root_sampled(void)
 {
-	return (__u64)bpf_get_prandom_u32() < gb_cfg.sample_threshold;
+	__u32 zero = 0;
+	__u64 *threshold = bpf_map_lookup_elem(&root_sampling, &zero);
+	int yes = threshold && (__u64)bpf_get_prandom_u32() < *threshold;
+	count(yes ? GB_CNT_ROOTS_SAMPLED : GB_CNT_ROOTS_UNSAMPLED);
+	return yes;
 }
 
 static __always_inline void set_v4mapped(__u8 addr[16], __u32 v4_net)

@@ -19,6 +19,7 @@ import { createSpanPipeline, type SpanPipeline } from './export/span-pipeline';
 import type { BufferConfig, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Logger } from './log';
 import { AgentMetrics } from './export/agent-metrics';
+import { CpuBudget } from './sampling/cpu-budget';
 
 export interface AgentOptions {
   cgroupPath: string;
@@ -28,7 +29,10 @@ export interface AgentOptions {
   /** Networks whose propagated context is believed (undefined: every peer). */
   trustPeers?: PeerPrefix[];
   idleMs: number;
+  /** Probability that a new trace is sampled (the configured ratio). */
   sampleRatio: number;
+  /** Cores the agent may use on average before it samples fewer new traces (0: no limit). */
+  maxCpuCores?: number;
   ringBufferBytes: number;
   /** How syscalls are hooked (default auto: raw, else per-syscall). */
   hooks?: HookChoice;
@@ -63,6 +67,8 @@ export class Agent {
   /** Ring-buffer records read (decoded or not): with the kernel's events_lost, all it produced. */
   records = 0;
   private lostReported = 0;
+  private readonly budget: CpuBudget;
+  private lastShedLog = 0;
   /** Resolves when the agent cannot go on (its cgroup scope was removed): the caller stops it. */
   readonly scopeGone: Promise<void>;
   private markScopeGone: () => void = () => {};
@@ -81,6 +87,7 @@ export class Agent {
       hooks: opts.hooks ?? 'auto',
       log: opts.log,
     });
+    this.budget = new CpuBudget({ budgetCores: opts.maxCpuCores ?? 0, ceiling: opts.sampleRatio });
     this.scopeLock = new ScopeLock(opts.cgroupPath);
     this.resources = new ProcessResources(opts.resourceAttributes, opts.serviceNameFrom);
     this.pipeline = createSpanPipeline(opts.log, opts.exporter, opts.batch);
@@ -106,7 +113,10 @@ export class Agent {
       throw e;
     }
     if (this.opts.recordFile) this.recorder = new EventRecorder(this.opts.recordFile);
-    this.opts.log.info({ cgroup: this.opts.cgroupPath, scoped: this.opts.filterCgroup, hooks: this.tracer.hooks }, 'attached');
+    this.opts.log.info(
+      { cgroup: this.opts.cgroupPath, scoped: this.opts.filterCgroup, hooks: this.tracer.hooks, sampleRatio: this.budget.ceiling, maxCpuCores: this.budget.budgetCores || undefined },
+      'attached',
+    );
     this.loopDone = this.loop();
     if (this.opts.statsIntervalMs > 0) {
       this.statsTimer = setInterval(() => this.opts.log.info(this.stats(), 'stats'), this.opts.statsIntervalMs);
@@ -122,6 +132,7 @@ export class Agent {
       records: this.records,
       decodeErrors: this.decodeErrors,
       maps: this.tracer.mapOccupancy(),
+      sampling: { ratio: this.budget.ratio, configured: this.budget.ceiling, maxCpuCores: this.budget.budgetCores },
     };
   }
 
@@ -131,6 +142,25 @@ export class Agent {
     if (lost > this.lostReported) {
       this.opts.log.warn({ lost: lost - this.lostReported, totalLost: lost, ringBufferBytes: this.opts.ringBufferBytes }, 'events lost: ring buffer full (raise --ringbuf-bytes or sample)');
       this.lostReported = lost;
+    }
+  }
+
+  /** Samples fewer new traces while the agent is over its CPU budget, more once it is not (CpuBudget). */
+  private keepToBudget(nowMs: number): void {
+    if (!this.budget.enabled) return;
+    const cpu = process.cpuUsage();
+    const dropped = this.pipeline.exporter.stats.spansDropped + this.lostReported;
+    const d = this.budget.update({ atMs: nowMs, cpuMicros: cpu.user + cpu.system, dropped });
+    if (!d) return;
+    this.tracer.setRootSampling(d.ratio);
+    const fields = { ratio: Number(d.ratio.toPrecision(3)), configured: this.budget.ceiling, agentCpuCores: Number(d.cpuCores.toFixed(3)), maxCpuCores: this.budget.budgetCores, dropped: d.dropped };
+    if (d.ratio >= this.budget.ceiling) {
+      this.opts.log.info(fields, 'within the CPU budget again: sampling new traces at the configured ratio');
+    } else if (nowMs - this.lastShedLog >= 10_000) {
+      this.lastShedLog = nowMs;
+      this.opts.log.warn(fields, 'over the CPU budget: sampling fewer new traces (whole traces are kept or dropped; raise --max-cpu to keep more)');
+    } else {
+      this.opts.log.debug(fields, 'sampling ratio changed');
     }
   }
 
@@ -171,6 +201,7 @@ export class Agent {
       }
       if (now - lossChecked >= 1000) {
         this.reportLoss();
+        this.keepToBudget(now);
         lossChecked = now;
         // A removed cgroup can hold no process: nothing is left to trace.
         if (this.opts.filterCgroup && !fs.existsSync(this.opts.cgroupPath)) {

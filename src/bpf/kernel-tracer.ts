@@ -123,6 +123,7 @@ export class KernelTracer {
   private cgroupFd = -1;
   private reader?: RingBufferReader;
   private countersFd = -1;
+  private rootSamplingFd = -1;
   private readonly ncpu: number;
   /** The hook set in use once started. */
   hooks?: HookSet;
@@ -172,6 +173,8 @@ export class KernelTracer {
       if (this.opts.filterCgroup) this.setScopeCgroup();
       this.setExcludedComms();
       this.setTrustedPeers();
+      this.rootSamplingFd = lib.bpf_map__fd(this.map('root_sampling')) as number;
+      this.setRootSampling(this.opts.sampleRatio);
       this.attachAll();
       this.enableExistingConnections();
       const events = this.map('events');
@@ -188,6 +191,20 @@ export class KernelTracer {
   get ring(): RingBufferReader {
     if (!this.reader) throw new Error('KernelTracer not started');
     return this.reader;
+  }
+
+  /**
+   * Probability, 0..1, that a new trace (a root span on this host) is
+   * sampled; takes effect for the next root span. Downstream hosts follow
+   * the decision carried in the option.
+   */
+  setRootSampling(ratio: number): void {
+    if (this.rootSamplingFd < 0) throw new KernelTracerError('root sampling set before the BPF object was loaded');
+    const threshold = Buffer.alloc(8);
+    threshold.writeBigUInt64LE(BigInt(Math.round(Math.min(1, Math.max(0, ratio)) * 2 ** 32)));
+    if ((libbpf().bpf_map_update_elem(this.rootSamplingFd, Buffer.alloc(4), threshold, 0n) as number) !== 0) {
+      throw new KernelTracerError(`cannot set the root sampling ratio (errno ${koffi.errno()})`);
+    }
   }
 
   /** Sums the per-CPU counters map. */
@@ -218,6 +235,7 @@ export class KernelTracer {
     if (this.obj) lib.bpf_object__close(this.obj);
     this.obj = null;
     this.countersFd = -1;
+    this.rootSamplingFd = -1;
     if (this.cgroupFd >= 0) fs.closeSync(this.cgroupFd);
     this.cgroupFd = -1;
   }
@@ -328,8 +346,6 @@ export class KernelTracer {
     view.setUint32(base + CFG.agent_tgid.offset, process.pid, true);
     view.setUint32(base + CFG.filter_cgroup.offset, this.opts.filterCgroup ? 1 : 0, true);
     setU64(CFG.idle_ns.offset, BigInt(Math.round(this.opts.idleMs * 1e6)));
-    const ratio = Math.min(1, Math.max(0, this.opts.sampleRatio));
-    setU64(CFG.sample_threshold.offset, BigInt(Math.round(ratio * 2 ** 32)));
     setU64(CFG.ringbuf_wakeup_bytes.offset, BigInt(Math.max(4096, Math.floor(this.opts.ringBufferBytes / 32))));
     // The scope's cgroup v2 id is its directory's inode; its level, the depth below the root.
     setU64(CFG.scope_cgroup_id.offset, fs.statSync(this.opts.cgroupPath, { bigint: true }).ino);

@@ -26,6 +26,14 @@ function nonNegativeInt(name: string) {
   };
 }
 
+function nonNegativeNumber(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${name} must be a number >= 0`);
+    return n;
+  };
+}
+
 function commList(v: string): string[] {
   const names = v.split(',').map((s) => s.trim()).filter(Boolean);
   for (const n of names) if (Buffer.byteLength(n) > 15) throw new InvalidArgumentError(`process name "${n}" is longer than 15 bytes (a comm never is)`);
@@ -101,6 +109,12 @@ export function buildCli(): Command {
         .default('auto')
         .env('GEARBOX_HOOKS'),
     )
+    .addOption(
+      new Option('--max-cpu <cores>', 'CPU the agent may use on average, in cores; above it, fewer new traces are sampled (whole traces), and more again once there is room (0: no limit)')
+        .default(0.5)
+        .env('GEARBOX_MAX_CPU')
+        .argParser(nonNegativeNumber('--max-cpu')),
+    )
     .addOption(new Option('--poll-ms <n>', 'longest wait before draining the ring buffer').default(100).env('GEARBOX_POLL_MS').argParser(positiveInt('--poll-ms')))
     .addOption(
       new Option('--stats-interval-ms <n>', 'log counters this often (0: never)').default(30000).env('GEARBOX_STATS_INTERVAL_MS').argParser(nonNegativeInt('--stats-interval-ms')),
@@ -156,6 +170,7 @@ the --config file. Standard OpenTelemetry variables:
           trustPeers: o.trustPeers as PeerPrefix[] | undefined,
           idleMs: o.idleMs as number,
           sampleRatio: sampleRatioFromEnv(),
+          maxCpuCores: o.maxCpu as number,
           ringBufferBytes: o.ringbufBytes as number,
           hooks: o.hooks as HookChoice,
           pollMs: o.pollMs as number,

@@ -194,7 +194,7 @@ export const STRUCTS = {
     }
   },
   "gb_config": {
-    "size": 56,
+    "size": 48,
     "fields": {
       "agent_tgid": {
         "offset": 0,
@@ -208,36 +208,32 @@ export const STRUCTS = {
         "offset": 8,
         "size": 8
       },
-      "sample_threshold": {
+      "ringbuf_wakeup_bytes": {
         "offset": 16,
         "size": 8
       },
-      "ringbuf_wakeup_bytes": {
+      "scope_cgroup_id": {
         "offset": 24,
         "size": 8
       },
-      "scope_cgroup_id": {
-        "offset": 32,
-        "size": 8
-      },
       "scope_cgroup_level": {
-        "offset": 40,
+        "offset": 32,
         "size": 4
       },
       "ephemeral_lo": {
-        "offset": 44,
+        "offset": 36,
         "size": 2
       },
       "ephemeral_hi": {
-        "offset": 46,
+        "offset": 38,
         "size": 2
       },
       "exclude_comms": {
-        "offset": 48,
+        "offset": 40,
         "size": 4
       },
       "trust_peers": {
-        "offset": 52,
+        "offset": 44,
         "size": 4
       }
     }
@@ -316,13 +312,15 @@ export const ENUMS = {
     "GB_CNT_CONN_EVICTED": 10,
     "GB_CNT_EXISTING_ENABLED": 11,
     "GB_CNT_OPT_UNTRUSTED": 12,
-    "GB_CNT__MAX": 13
+    "GB_CNT_ROOTS_SAMPLED": 13,
+    "GB_CNT_ROOTS_UNSAMPLED": 14,
+    "GB_CNT__MAX": 15
   }
 } as const;
 
 export const RODATA = {
   "gb_cfg": {
     "offset": 0,
-    "size": 56
+    "size": 48
   }
 } as const;

@@ -1,6 +1,7 @@
 /**
  * The agent's own metrics on a Prometheus endpoint (prom-client): events
  * received and lost, options written, received and rejected (by reason),
+ * traces started (sampled or not) and the sampling ratio in force,
  * spans exported, dropped and failed, export errors, incomplete spans, the
  * export queue, kernel map occupancy, and the process's CPU and memory.
  * Values come from the same counters the agent logs (one snapshot per scrape).
@@ -17,6 +18,7 @@ export interface AgentStatsSnapshot {
   records: number;
   decodeErrors: number;
   maps: Record<string, { entries: number; max: number }>;
+  sampling: { ratio: number; configured: number; maxCpuCores: number };
 }
 
 const REJECT_REASONS: Record<string, string> = {
@@ -64,6 +66,26 @@ export class AgentMetrics {
         this.reset();
         const k = s().kernel;
         for (const [counterName, reason] of Object.entries(REJECT_REASONS)) this.inc({ reason }, k[counterName] ?? 0);
+      },
+    });
+    new Counter({
+      name: 'gearbox_traces_started_total',
+      help: 'new traces (root spans) on this host, by whether they were sampled',
+      labelNames: ['sampled'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        const k = s().kernel;
+        this.inc({ sampled: 'true' }, k.roots_sampled ?? 0);
+        this.inc({ sampled: 'false' }, k.roots_unsampled ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'gearbox_root_sampling_ratio',
+      help: 'probability that a new trace is sampled now: the configured ratio, or less while the agent is over its CPU budget (--max-cpu)',
+      registers: [this.registry],
+      collect() {
+        this.set(s().sampling.ratio);
       },
     });
     new Gauge({

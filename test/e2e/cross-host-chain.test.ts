@@ -54,7 +54,7 @@ describe(`cross-host chain: client -> HTTP -> HTTP -> Redis, one agent per host,
       });
       agents.push(agent);
       const out = await Lab.waitFor(agent, /"msg":"attached"/, 20_000, `agent on ${h.name}`);
-      assert.match(out, new RegExp(`"hooks":"${hooks}","msg":"attached"`), `agent on ${h.name} did not attach --hooks ${hooks}`);
+      assert.match(out, new RegExp(`"hooks":"${hooks}"[^\\n]*"msg":"attached"`), `agent on ${h.name} did not attach --hooks ${hooks}`);
     }
     await startSampleChain(lab); // the demo's chain: frontend@h2 -> backend@h3 -> redis@h4
   });

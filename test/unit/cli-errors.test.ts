@@ -40,6 +40,11 @@ test('invalid options and sampler settings are refused clearly', () => {
   const r = gearbox(['run', '--idle-ms', 'soon']);
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /--idle-ms must be a positive integer/);
+  for (const bad of ['-1', 'half', '']) {
+    const m = gearbox(['run', '--max-cpu', bad]);
+    assert.notEqual(m.status, 0);
+    assert.match(m.stderr, /--max-cpu must be a number >= 0/);
+  }
   const h = gearbox(['run', '--hooks', 'kprobe']);
   assert.notEqual(h.status, 0);
   assert.match(h.stderr, /'--hooks <set>' argument 'kprobe' is invalid. Allowed choices are auto, raw, per-syscall/);

@@ -1,0 +1,104 @@
+/**
+ * Keeps the agent within a CPU budget by head sampling in the kernel.
+ *
+ * About once a second the agent reports its own CPU time (every thread) and
+ * how many spans it dropped at a full export queue or events the kernel could
+ * not hand over. When, over the last window, it used more than the budget (or
+ * had to drop anything), the ratio of new traces sampled at their root is cut
+ * in proportion to the overshoot; once there is room again it climbs back, at
+ * most doubling per window, to the configured ratio. After each change the
+ * agent still spends a while on spans sampled before it (they are exported a
+ * batch delay later), so the reading after a change starts the next window
+ * instead of ending one: each decision measures the ratio it is about.
+ *
+ * Traces are kept or dropped whole: the decision is taken where a trace
+ * starts and every downstream host follows it (the option's ExID). What this
+ * cannot shed is work for traces other hosts started and sampled.
+ */
+
+export interface CpuBudgetOptions {
+  /** Cores the agent may use on average, e.g. 0.5; 0 turns the budget off. */
+  budgetCores: number;
+  /** The configured sampling ratio (OTEL_TRACES_SAMPLER_ARG): never exceeded. */
+  ceiling: number;
+  /** Lowest ratio shedding goes to. */
+  floor?: number;
+  /** The averaging window, and the pause after each change. */
+  windowMs?: number;
+}
+
+/** Cumulative readings: CPU time used, and spans or events dropped so far. */
+export interface BudgetReading {
+  atMs: number;
+  cpuMicros: number;
+  dropped: number;
+}
+
+export interface BudgetDecision {
+  ratio: number;
+  /** The agent's CPU over the window, in cores. */
+  cpuCores: number;
+  /** Spans or events dropped over the window. */
+  dropped: number;
+}
+
+export const DEFAULT_FLOOR = 1e-4;
+export const DEFAULT_WINDOW_MS = 1000;
+
+export class CpuBudget {
+  /** The ratio in force. */
+  ratio: number;
+  readonly budgetCores: number;
+  readonly ceiling: number;
+  private readonly floor: number;
+  private readonly windowMs: number;
+  private readonly readings: BudgetReading[] = [];
+  /** The next reading starts a window (the last one changed the ratio). */
+  private settling = false;
+
+  constructor(opts: CpuBudgetOptions) {
+    if (!(opts.budgetCores >= 0)) throw new RangeError(`CPU budget must be >= 0 cores, got ${opts.budgetCores}`);
+    this.budgetCores = opts.budgetCores;
+    this.ceiling = Math.min(1, Math.max(0, opts.ceiling));
+    this.floor = Math.min(this.ceiling, opts.floor ?? DEFAULT_FLOOR);
+    this.windowMs = opts.windowMs ?? DEFAULT_WINDOW_MS;
+    this.ratio = this.ceiling;
+  }
+
+  get enabled(): boolean {
+    return this.budgetCores > 0 && this.ceiling > 0;
+  }
+
+  /**
+   * Takes a reading; returns the new ratio and why when it changed, else
+   * undefined. The first window after start only measures.
+   */
+  update(r: BudgetReading): BudgetDecision | undefined {
+    if (!this.enabled) return undefined;
+    if (this.settling) {
+      this.settling = false;
+      this.readings.length = 0;
+    }
+    this.readings.push(r);
+    // Keep the newest reading at least a window old as the window's start.
+    while (this.readings.length > 2 && r.atMs - this.readings[1].atMs >= 0.9 * this.windowMs) this.readings.shift();
+    const first = this.readings[0];
+    const spanMs = r.atMs - first.atMs;
+    if (spanMs < 0.9 * this.windowMs) return undefined; // readings come about once a second, not exactly
+    const cpuCores = (r.cpuMicros - first.cpuMicros) / 1000 / spanMs;
+    const dropped = r.dropped - first.dropped;
+    let next = this.ratio;
+    if (cpuCores > this.budgetCores || dropped > 0) {
+      // Proportional cut to 90 % of the budget; a drop under budget halves.
+      const factor = cpuCores > this.budgetCores ? (0.9 * this.budgetCores) / cpuCores : 0.5;
+      next = Math.max(this.floor, this.ratio * Math.min(0.9, Math.max(0.02, factor)));
+    } else if (this.ratio < this.ceiling && cpuCores < 0.7 * this.budgetCores) {
+      const factor = (0.8 * this.budgetCores) / Math.max(cpuCores, 1e-6);
+      next = Math.min(this.ceiling, this.ratio * Math.min(2, factor));
+    }
+    if (next === this.ratio) return undefined;
+    this.ratio = next;
+    this.settling = true;
+    return { ratio: next, cpuCores, dropped };
+  }
+}

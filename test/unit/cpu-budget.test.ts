@@ -1,0 +1,78 @@
+/** The CPU budget's controller against a simulated agent whose cost lags its sampling ratio. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CpuBudget } from '../../src/sampling/cpu-budget';
+
+/**
+ * An agent whose CPU in second t is `baseCores` plus `costAtFull(t)` times the
+ * ratio in force one second earlier (spans are exported a batch delay after
+ * their requests). Readings once a second, as the agent takes them.
+ */
+function simulate(budget: CpuBudget, seconds: number, costAtFull: (t: number) => number, baseCores = 0.01) {
+  let cpuMicros = 0;
+  let prevRatio = budget.ratio;
+  const cores: number[] = [];
+  const ratios: number[] = [];
+  for (let t = 1; t <= seconds; t++) {
+    const used = baseCores + costAtFull(t) * prevRatio;
+    cores.push(used);
+    cpuMicros += used * 1e6;
+    prevRatio = budget.ratio;
+    budget.update({ atMs: t * 1000, cpuMicros, dropped: 0 });
+    ratios.push(budget.ratio);
+  }
+  return { cores, ratios };
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+test('overloaded: the agent settles within its budget and the ratio stays steady', (t) => {
+  const b = new CpuBudget({ budgetCores: 0.25, ceiling: 1 });
+  const { cores, ratios } = simulate(b, 60, () => 1.2);
+  const settled = cores.slice(20);
+  const worst = Math.max(...settled);
+  t.diagnostic(`1.2 cores of work at ratio 1, budget 0.25: ratio ${ratios[59].toFixed(3)}, mean ${mean(settled).toFixed(3)} cores, worst second ${worst.toFixed(3)} (seconds 21-60)`);
+  assert.ok(mean(settled) <= 0.25, `mean ${mean(settled)} cores over the budget`);
+  assert.ok(mean(settled) >= 0.15, `mean ${mean(settled)} cores: shed far more than needed`);
+  assert.ok(worst <= 0.3, `a second at ${worst} cores`);
+  const late = ratios.slice(20);
+  assert.ok(Math.max(...late) / Math.min(...late) <= 2, `ratio swings ${Math.min(...late)}..${Math.max(...late)}`);
+});
+
+test('the load goes away: the ratio climbs back to the configured one', (t) => {
+  const b = new CpuBudget({ budgetCores: 0.25, ceiling: 0.5 });
+  const { ratios } = simulate(b, 90, (t) => (t <= 30 ? 5 : 0.05));
+  assert.ok(ratios[29] < 0.1, `ratio ${ratios[29]} under 5 cores of work`);
+  const back = ratios.findIndex((r, i) => i >= 30 && r === 0.5);
+  t.diagnostic(`ratio ${ratios[29].toFixed(4)} after 30 s overloaded; back to 0.5 after ${back - 29} s`);
+  assert.ok(back > 0 && back - 29 <= 40, `not back at the ceiling (${ratios[89]})`);
+  assert.ok(ratios.every((r) => r <= 0.5), 'the configured ratio was exceeded');
+});
+
+test('a decision needs a whole window, and the reading after a change only starts one; a budget of 0 never sheds; the floor holds', () => {
+  const first = new CpuBudget({ budgetCores: 0.1, ceiling: 1 });
+  assert.equal(first.update({ atMs: 0, cpuMicros: 0, dropped: 0 }), undefined);
+  assert.equal(first.update({ atMs: 500, cpuMicros: 5e5, dropped: 0 }), undefined);
+  const d = first.update({ atMs: 1000, cpuMicros: 1e6, dropped: 0 });
+  assert.ok(d && d.ratio < 1 && Math.abs(d.cpuCores - 1) < 1e-9, JSON.stringify(d));
+  // Still a core in the next second (spans sampled before the cut): not held against the new ratio.
+  assert.equal(first.update({ atMs: 2000, cpuMicros: 2e6, dropped: 0 }), undefined);
+  const again = first.update({ atMs: 3000, cpuMicros: 2.5e6, dropped: 0 });
+  assert.ok(again && again.ratio < d.ratio && Math.abs(again.cpuCores - 0.5) < 1e-9, JSON.stringify(again));
+
+  const off = new CpuBudget({ budgetCores: 0, ceiling: 1 });
+  assert.equal(off.enabled, false);
+  assert.deepEqual(simulate(off, 20, () => 10).ratios, new Array(20).fill(1));
+
+  const floored = new CpuBudget({ budgetCores: 0.05, ceiling: 1, floor: 0.001 });
+  simulate(floored, 120, () => 0, 0.2); // the agent's own base cost alone is over budget
+  assert.equal(floored.ratio, 0.001);
+});
+
+test('drops under budget halve the ratio', () => {
+  const b = new CpuBudget({ budgetCores: 1, ceiling: 1 });
+  b.update({ atMs: 0, cpuMicros: 0, dropped: 0 });
+  b.update({ atMs: 1000, cpuMicros: 100_000, dropped: 0 });
+  const d = b.update({ atMs: 2000, cpuMicros: 200_000, dropped: 7 });
+  assert.deepEqual(d && { ratio: d.ratio, dropped: d.dropped }, { ratio: 0.5, dropped: 7 });
+});
