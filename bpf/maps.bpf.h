@@ -166,7 +166,7 @@ struct {
 
 /* Root spans are sampled when prandom32 < root_sampling[0] (1 << 32: all).
  * Set by the agent before attach and changed while it runs: it lowers the
- * ratio when it is over its CPU budget (src/sampling/cpu-budget.ts). */
+ * ratio when it is over its CPU budget (src/overhead/cpu-budget.ts). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);

@@ -19,7 +19,8 @@ import { createSpanPipeline, type SpanPipeline } from './export/span-pipeline';
 import type { BufferConfig, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Logger } from './log';
 import { AgentMetrics } from './export/agent-metrics';
-import { CpuBudget } from './sampling/cpu-budget';
+import { CpuBudget } from './overhead/cpu-budget';
+import { setCpuPriority, type CpuPriority } from './overhead/cpu-priority';
 
 export interface AgentOptions {
   cgroupPath: string;
@@ -33,6 +34,8 @@ export interface AgentOptions {
   sampleRatio: number;
   /** Cores the agent may use on average before it samples fewer new traces (0: no limit). */
   maxCpuCores?: number;
+  /** Scheduling of the agent's threads once attached (idle: SCHED_IDLE). */
+  cpuPriority?: CpuPriority;
   ringBufferBytes: number;
   /** How syscalls are hooked (default auto: raw, else per-syscall). */
   hooks?: HookChoice;
@@ -108,13 +111,16 @@ export class Agent {
     this.scopeLock.acquire();
     try {
       this.tracer.start();
+      // After loading: the verifier's work is not left to idle time.
+      if (this.opts.cpuPriority === 'idle') setCpuPriority('idle');
     } catch (e) {
+      this.tracer.stop();
       this.scopeLock.release();
       throw e;
     }
     if (this.opts.recordFile) this.recorder = new EventRecorder(this.opts.recordFile);
     this.opts.log.info(
-      { cgroup: this.opts.cgroupPath, scoped: this.opts.filterCgroup, hooks: this.tracer.hooks, sampleRatio: this.budget.ceiling, maxCpuCores: this.budget.budgetCores || undefined },
+      { cgroup: this.opts.cgroupPath, scoped: this.opts.filterCgroup, hooks: this.tracer.hooks, sampleRatio: this.budget.ceiling, maxCpuCores: this.budget.budgetCores || undefined, cpuPriority: this.opts.cpuPriority ?? 'normal' },
       'attached',
     );
     this.loopDone = this.loop();

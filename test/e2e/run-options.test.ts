@@ -65,3 +65,36 @@ test('a refusal unrelated to the hook set fails once under --hooks auto, without
   assert.doesNotMatch(out, /raw syscall hooks refused/, 'a full map is not a reason to load the other hook set');
   assert.equal((out.match(/cannot exclude process name/g) ?? []).length, 1, `the object must be loaded once:\n${out}`);
 });
+
+test('--cpu-priority idle: every thread of the agent under SCHED_IDLE once attached, and it still traces', async () => {
+  if (!lab) {
+    lab = new Lab(path.join(ROOT, 'test-logs', 'run-options'));
+    lab.create(1);
+  }
+  const h = lab.hosts[0];
+  const agent = lab.spawnRoot('agent-idle', process.execPath, [CLI, 'run', '--cgroup', h.cgroup, '--cpu-priority', 'idle', '--console', '--no-export', '--idle-ms', '500', '--poll-ms', '20', '--stats-interval-ms', '0']);
+  let out = '';
+  agent.stdout?.on('data', (d) => (out += d));
+  await Lab.waitFor(agent, /"msg":"attached"/, 20_000, 'agent');
+  assert.match(out, /"cpuPriority":"idle"[^\n]*"msg":"attached"/);
+  const policies = fs.readdirSync(`/proc/${agent.pid}/task`).map((tid) => {
+    const sched = fs.readFileSync(`/proc/${agent.pid}/task/${tid}/sched`, 'utf8');
+    return Number(/^policy\s*:\s*(\d+)/m.exec(sched)?.[1]);
+  });
+  assert.ok(policies.length > 1, 'node runs several threads');
+  assert.deepEqual(policies, new Array(policies.length).fill(5), `SCHED_IDLE (5) on every thread: ${policies.join(',')}`);
+  const server = lab.spawnIn(h, 'server-idle', 'python3', ['-u', '-m', 'http.server', '8081', '--bind', h.ip]);
+  await Lab.waitFor(server, /Serving HTTP/, 10_000, 'python http.server');
+  const client = lab.spawnIn(h, 'client-idle', process.execPath, [path.join(SERVICES_DIR, 'load-client.js')], {
+    OTEL_SERVICE_NAME: 'loadgen',
+    TARGET: `http://${h.ip}:8081`,
+    N: String(N),
+    MODE: 'new',
+  });
+  await new Promise((r) => client.once('exit', r));
+  await new Promise((r) => setTimeout(r, 1500));
+  await Lab.stop(server);
+  await Lab.stop(agent);
+  const clientLines = out.split('\n').filter((l) => /loadgen\S*\s+CLIENT GET \/new\/\d+/.test(l));
+  assert.equal(clientLines.length, N, `expected ${N} client spans on the console, got:\n${out.slice(-3000)}`);
+});

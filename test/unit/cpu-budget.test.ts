@@ -1,7 +1,7 @@
 /** The CPU budget's controller against a simulated agent whose cost lags its sampling ratio. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CpuBudget } from '../../src/sampling/cpu-budget';
+import { CpuBudget } from '../../src/overhead/cpu-budget';
 
 /**
  * An agent whose CPU in second t is `baseCores` plus `costAtFull(t)` times the
@@ -49,17 +49,26 @@ test('the load goes away: the ratio climbs back to the configured one', (t) => {
   assert.ok(ratios.every((r) => r <= 0.5), 'the configured ratio was exceeded');
 });
 
-test('a decision needs a whole window, and the reading after a change only starts one; a budget of 0 never sheds; the floor holds', () => {
-  const first = new CpuBudget({ budgetCores: 0.1, ceiling: 1 });
-  assert.equal(first.update({ atMs: 0, cpuMicros: 0, dropped: 0 }), undefined);
-  assert.equal(first.update({ atMs: 500, cpuMicros: 5e5, dropped: 0 }), undefined);
-  const d = first.update({ atMs: 1000, cpuMicros: 1e6, dropped: 0 });
+test('a cut for CPU needs a whole window over the budget, and the reading after a change only starts one; a burst is absorbed; a budget of 0 never sheds; the floor holds', () => {
+  const b = new CpuBudget({ budgetCores: 0.1, ceiling: 1, windowMs: 3000 });
+  let cpu = 0;
+  const at = (ms: number, cores: number) => b.update({ atMs: ms, cpuMicros: (cpu += cores * 1e6), dropped: 0 });
+  assert.equal(at(0, 0), undefined);
+  assert.equal(at(1000, 1), undefined);
+  assert.equal(at(2000, 1), undefined);
+  const d = at(3000, 1);
   assert.ok(d && d.ratio < 1 && Math.abs(d.cpuCores - 1) < 1e-9, JSON.stringify(d));
   // Still a core in the next second (spans sampled before the cut): not held against the new ratio.
-  assert.equal(first.update({ atMs: 2000, cpuMicros: 2e6, dropped: 0 }), undefined);
-  const again = first.update({ atMs: 3000, cpuMicros: 2.5e6, dropped: 0 });
+  assert.equal(at(4000, 1), undefined);
+  assert.equal(at(5000, 0.5), undefined);
+  assert.equal(at(6000, 0.5), undefined);
+  const again = at(7000, 0.5);
   assert.ok(again && again.ratio < d.ratio && Math.abs(again.cpuCores - 0.5) < 1e-9, JSON.stringify(again));
 
+  const bursty = new CpuBudget({ budgetCores: 0.2, ceiling: 1, windowMs: 3000 });
+  let c2 = 0;
+  const decisions = [0, 0.05, 0.45, 0.05, 0.05, 0.05].map((cores, i) => bursty.update({ atMs: i * 1000, cpuMicros: (c2 += cores * 1e6), dropped: 0 }));
+  assert.deepEqual(decisions, new Array(6).fill(undefined), 'one second at 0.45 cores in a window averaging under 0.2');
   const off = new CpuBudget({ budgetCores: 0, ceiling: 1 });
   assert.equal(off.enabled, false);
   assert.deepEqual(simulate(off, 20, () => 10).ratios, new Array(20).fill(1));

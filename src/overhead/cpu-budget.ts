@@ -3,10 +3,11 @@
  *
  * About once a second the agent reports its own CPU time (every thread) and
  * how many spans it dropped at a full export queue or events the kernel could
- * not hand over. When, over the last window, it used more than the budget (or
- * had to drop anything), the ratio of new traces sampled at their root is cut
- * in proportion to the overshoot; once there is room again it climbs back, at
- * most doubling per window, to the configured ratio. After each change the
+ * not hand over. When, over the last window (3 s), it used more than the
+ * budget, or in the last second it had to drop anything, the ratio of new
+ * traces sampled at their root is cut in proportion to the overshoot; once
+ * there is room again it climbs back, at most doubling per second, to the
+ * configured ratio. After each change the
  * agent still spends a while on spans sampled before it (they are exported a
  * batch delay later), so the reading after a change starts the next window
  * instead of ending one: each decision measures the ratio it is about.
@@ -43,7 +44,7 @@ export interface BudgetDecision {
 }
 
 export const DEFAULT_FLOOR = 1e-4;
-export const DEFAULT_WINDOW_MS = 1000;
+export const DEFAULT_WINDOW_MS = 3000;
 
 export class CpuBudget {
   /** The ratio in force. */
@@ -71,7 +72,9 @@ export class CpuBudget {
 
   /**
    * Takes a reading; returns the new ratio and why when it changed, else
-   * undefined. The first window after start only measures.
+   * undefined. A cut for CPU needs a whole window over the budget (a burst
+   * the queues absorb is not a reason to shed); a drop cuts at once (the
+   * agent is behind now); a raise needs one interval with room.
    */
   update(r: BudgetReading): BudgetDecision | undefined {
     if (!this.enabled) return undefined;
@@ -79,26 +82,43 @@ export class CpuBudget {
       this.settling = false;
       this.readings.length = 0;
     }
+    const prev = this.readings[this.readings.length - 1];
     this.readings.push(r);
-    // Keep the newest reading at least a window old as the window's start.
+    // Keep the newest reading at least a window old as the window's start
+    // (readings come about once a second, not exactly).
     while (this.readings.length > 2 && r.atMs - this.readings[1].atMs >= 0.9 * this.windowMs) this.readings.shift();
-    const first = this.readings[0];
-    const spanMs = r.atMs - first.atMs;
-    if (spanMs < 0.9 * this.windowMs) return undefined; // readings come about once a second, not exactly
-    const cpuCores = (r.cpuMicros - first.cpuMicros) / 1000 / spanMs;
-    const dropped = r.dropped - first.dropped;
-    let next = this.ratio;
-    if (cpuCores > this.budgetCores || dropped > 0) {
-      // Proportional cut to 90 % of the budget; a drop under budget halves.
-      const factor = cpuCores > this.budgetCores ? (0.9 * this.budgetCores) / cpuCores : 0.5;
-      next = Math.max(this.floor, this.ratio * Math.min(0.9, Math.max(0.02, factor)));
-    } else if (this.ratio < this.ceiling && cpuCores < 0.7 * this.budgetCores) {
-      const factor = (0.8 * this.budgetCores) / Math.max(cpuCores, 1e-6);
-      next = Math.min(this.ceiling, this.ratio * Math.min(2, factor));
+    if (!prev || r.atMs - prev.atMs <= 0) return undefined;
+    const lastCores = coresBetween(prev, r);
+    const droppedNow = r.dropped - prev.dropped;
+    if (droppedNow > 0) {
+      const factor = lastCores > this.budgetCores ? (0.9 * this.budgetCores) / lastCores : 0.5;
+      return this.change(this.cut(factor), lastCores, droppedNow);
     }
+    const first = this.readings[0];
+    if (r.atMs - first.atMs >= 0.9 * this.windowMs) {
+      const cores = coresBetween(first, r);
+      if (cores > this.budgetCores) return this.change(this.cut((0.9 * this.budgetCores) / cores), cores, 0);
+    }
+    if (this.ratio < this.ceiling && lastCores < 0.7 * this.budgetCores) {
+      const factor = (0.8 * this.budgetCores) / Math.max(lastCores, 1e-6);
+      return this.change(Math.min(this.ceiling, this.ratio * Math.min(2, factor)), lastCores, 0);
+    }
+    return undefined;
+  }
+
+  private cut(factor: number): number {
+    return Math.max(this.floor, this.ratio * Math.min(0.9, Math.max(0.02, factor)));
+  }
+
+  private change(next: number, cpuCores: number, dropped: number): BudgetDecision | undefined {
     if (next === this.ratio) return undefined;
     this.ratio = next;
+    // The reading after a change starts the next window (see above).
     this.settling = true;
     return { ratio: next, cpuCores, dropped };
   }
+}
+
+function coresBetween(a: BudgetReading, b: BudgetReading): number {
+  return (b.cpuMicros - a.cpuMicros) / 1000 / (b.atMs - a.atMs);
 }
