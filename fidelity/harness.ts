@@ -2,6 +2,8 @@
  * Runs fidelity scenarios under load with one `gearbox run` agent per
  * namespace host and scores the exported traces against the services' own
  * ground truth. Used by `npm run fidelity` and by the CI test (short runs).
+ * The agents run without a CPU budget: this measures what is traced, and a
+ * budget would shed whole traces on purpose.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -69,7 +71,7 @@ export async function runScenario(s: Scenario, receiver: OtlpReceiver, opts: Har
   const startAgents = (hosts: Host[]) =>
     Promise.all(
       hosts.map(async (h) => {
-        const agent = lab.spawnRoot(`agent-${h.name}`, process.execPath, [CLI, 'run', '--cgroup', h.cgroup, '--poll-ms', '20', '--idle-ms', '1000', '--stats-interval-ms', '0'], {
+        const agent = lab.spawnRoot(`agent-${h.name}`, process.execPath, [CLI, 'run', '--cgroup', h.cgroup, '--poll-ms', '20', '--idle-ms', '1000', '--stats-interval-ms', '0', '--max-cpu', '0'], {
           OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
           OTEL_BSP_SCHEDULE_DELAY: '200',
           OTEL_BSP_MAX_QUEUE_SIZE: '65536',

@@ -123,6 +123,7 @@ export class Agent {
       { cgroup: this.opts.cgroupPath, scoped: this.opts.filterCgroup, hooks: this.tracer.hooks, sampleRatio: this.budget.ceiling, maxCpuCores: this.budget.budgetCores || undefined, cpuPriority: this.opts.cpuPriority ?? 'normal' },
       'attached',
     );
+    this.keepToBudget(Date.now()); // the first reading: a second from now the agent can tell
     this.loopDone = this.loop();
     if (this.opts.statsIntervalMs > 0) {
       this.statsTimer = setInterval(() => this.opts.log.info(this.stats(), 'stats'), this.opts.statsIntervalMs);
@@ -156,17 +157,18 @@ export class Agent {
     if (!this.budget.enabled) return;
     const cpu = process.cpuUsage();
     const dropped = this.pipeline.exporter.stats.spansDropped + this.lostReported;
+    const before = this.budget.ratio;
     const d = this.budget.update({ atMs: nowMs, cpuMicros: cpu.user + cpu.system, dropped });
     if (!d) return;
     this.tracer.setRootSampling(d.ratio);
     const fields = { ratio: Number(d.ratio.toPrecision(3)), configured: this.budget.ceiling, agentCpuCores: Number(d.cpuCores.toFixed(3)), maxCpuCores: this.budget.budgetCores, dropped: d.dropped };
     if (d.ratio >= this.budget.ceiling) {
       this.opts.log.info(fields, 'within the CPU budget again: sampling new traces at the configured ratio');
-    } else if (nowMs - this.lastShedLog >= 10_000) {
+    } else if (d.ratio < before && nowMs - this.lastShedLog >= 10_000) {
       this.lastShedLog = nowMs;
       this.opts.log.warn(fields, 'over the CPU budget: sampling fewer new traces (whole traces are kept or dropped; raise --max-cpu to keep more)');
     } else {
-      this.opts.log.debug(fields, 'sampling ratio changed');
+      this.opts.log.debug(fields, d.ratio < before ? 'sampling fewer new traces' : 'sampling more new traces');
     }
   }
 

@@ -91,7 +91,9 @@ export class CpuBudget {
     const lastCores = coresBetween(prev, r);
     const droppedNow = r.dropped - prev.dropped;
     if (droppedNow > 0) {
-      const factor = lastCores > this.budgetCores ? (0.9 * this.budgetCores) / lastCores : 0.5;
+      // What was dropped was not paid for: the work asked for was more than
+      // the CPU measured, so the cut is at least by half.
+      const factor = 0.5 * Math.min(1, (0.9 * this.budgetCores) / lastCores);
       return this.change(this.cut(factor), lastCores, droppedNow);
     }
     const first = this.readings[0];

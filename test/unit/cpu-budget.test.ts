@@ -78,10 +78,15 @@ test('a cut for CPU needs a whole window over the budget, and the reading after 
   assert.equal(floored.ratio, 0.001);
 });
 
-test('drops under budget halve the ratio', () => {
+test('drops cut at once: by half under budget, and by half the proportional cut over it', () => {
   const b = new CpuBudget({ budgetCores: 1, ceiling: 1 });
   b.update({ atMs: 0, cpuMicros: 0, dropped: 0 });
   b.update({ atMs: 1000, cpuMicros: 100_000, dropped: 0 });
   const d = b.update({ atMs: 2000, cpuMicros: 200_000, dropped: 7 });
   assert.deepEqual(d && { ratio: d.ratio, dropped: d.dropped }, { ratio: 0.5, dropped: 7 });
+
+  const busy = new CpuBudget({ budgetCores: 0.2, ceiling: 1 });
+  busy.update({ atMs: 0, cpuMicros: 0, dropped: 0 });
+  const first = busy.update({ atMs: 1000, cpuMicros: 900_000, dropped: 30_000 }); // one second in, behind
+  assert.ok(first && Math.abs(first.ratio - 0.1) < 1e-9, JSON.stringify(first));
 });
