@@ -124,7 +124,7 @@ interface TracedRound extends WrkResult {
   spans: number;
   rssMiB: number;
   /** The agent's own final counters (its "detached" log line). */
-  agent: { eventsLost?: number; spansDropped?: number };
+  agent: AgentCounters;
 }
 
 interface RegimeResult {
@@ -171,8 +171,10 @@ async function main(): Promise<void> {
         }
         const a = res.off[res.off.length - 1];
         const b = res.on[res.on.length - 1];
+        const roots = (b.agent.rootsSampled ?? 0) + (b.agent.rootsUnsampled ?? 0);
         console.log(
-          `  round ${r + 1}: untraced ${a.rps.toFixed(0)} req/s p50 ${a.p50Us.toFixed(0)} us p99 ${a.p99Us.toFixed(0)} us | traced ${b.rps.toFixed(0)} req/s p50 ${b.p50Us.toFixed(0)} us p99 ${b.p99Us.toFixed(0)} us; ${b.spans} spans received, agent ${((b.agentCpuS * 1e6) / b.requests).toFixed(1)} us CPU/request`,
+          `  round ${r + 1}: untraced ${a.rps.toFixed(0)} req/s p50 ${a.p50Us.toFixed(0)} us p99 ${a.p99Us.toFixed(0)} us | traced ${b.rps.toFixed(0)} req/s p50 ${b.p50Us.toFixed(0)} us p99 ${b.p99Us.toFixed(0)} us; ${b.spans} spans received, agent ${((b.agentCpuS * 1e6) / b.requests).toFixed(1)} us CPU/request` +
+            `; new traces sampled ${b.agent.rootsSampled ?? '?'} of ${roots}, spans dropped ${b.agent.spansDropped ?? '?'}, events lost ${b.agent.eventsLost ?? '?'}`,
         );
       }
       results.push(res);
@@ -205,11 +207,19 @@ async function tracedRound(traced: string, load: string, regime: Regime, sink: O
 }
 
 /** Lost events and dropped spans from the agent's "detached" line. */
-function finalCounters(agent: RunningAgent): { eventsLost?: number; spansDropped?: number } {
+/** The agent's own account of a round: events lost, spans dropped, and new traces sampled or not (the CPU budget). */
+interface AgentCounters {
+  eventsLost?: number;
+  spansDropped?: number;
+  rootsSampled?: number;
+  rootsUnsampled?: number;
+}
+
+function finalCounters(agent: RunningAgent): AgentCounters {
   const line = agent.log.find((l) => l.includes('"msg":"detached"'));
   if (!line) return {};
   const d = JSON.parse(line);
-  return { eventsLost: d.kernel?.events_lost, spansDropped: d.export?.spansDropped };
+  return { eventsLost: d.kernel?.events_lost, spansDropped: d.export?.spansDropped, rootsSampled: d.kernel?.roots_sampled, rootsUnsampled: d.kernel?.roots_unsampled };
 }
 
 /** Waits until the round's spans have arrived (or stopped coming). */

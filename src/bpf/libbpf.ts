@@ -72,7 +72,6 @@ function bind() {
     sysconf: libc.func('long sysconf(int name)'),
     clock_gettime: libc.func('int clock_gettime(int clk, _Out_ int64_t *ts)'),
     sched_setscheduler: libc.func('int sched_setscheduler(int pid, int policy, const uint8_t *param)'),
-    sched_getscheduler: libc.func('int sched_getscheduler(int pid)'),
   };
 }
 

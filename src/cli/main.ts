@@ -37,7 +37,7 @@ function nonNegativeNumber(name: string) {
 }
 
 /** The agent's default CPU budget: a tenth of the machine. */
-export function defaultMaxCpu(cpus = os.availableParallelism()): number {
+function defaultMaxCpu(cpus = os.availableParallelism()): number {
   return Math.round(cpus * 10) / 100;
 }
 

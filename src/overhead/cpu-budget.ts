@@ -3,14 +3,14 @@
  *
  * About once a second the agent reports its own CPU time (every thread) and
  * how many spans it dropped at a full export queue or events the kernel could
- * not hand over. When, over the last window (3 s), it used more than the
+ * not hand over. When, over the last window (5 s), it used more than the
  * budget, or in the last second it had to drop anything, the ratio of new
  * traces sampled at their root is cut in proportion to the overshoot; once
  * there is room again it climbs back, at most doubling per second, to the
- * configured ratio. After each change the
- * agent still spends a while on spans sampled before it (they are exported a
- * batch delay later), so the reading after a change starts the next window
- * instead of ending one: each decision measures the ratio it is about.
+ * configured ratio. After each change the agent still spends a while on
+ * spans sampled before it (they are exported a batch delay later), so the
+ * reading after a change starts the next window instead of ending one: each
+ * decision measures the ratio it is about.
  *
  * Traces are kept or dropped whole: the decision is taken where a trace
  * starts and every downstream host follows it (the option's ExID). What this
@@ -24,7 +24,7 @@ export interface CpuBudgetOptions {
   ceiling: number;
   /** Lowest ratio shedding goes to. */
   floor?: number;
-  /** The averaging window, and the pause after each change. */
+  /** How long the agent must be over the budget before a cut for CPU. */
   windowMs?: number;
 }
 
@@ -37,14 +37,14 @@ export interface BudgetReading {
 
 export interface BudgetDecision {
   ratio: number;
-  /** The agent's CPU over the window, in cores. */
+  /** The agent's CPU over what the decision measured (the window, or the last interval), in cores. */
   cpuCores: number;
-  /** Spans or events dropped over the window. */
+  /** Spans or events dropped in the last interval. */
   dropped: number;
 }
 
 export const DEFAULT_FLOOR = 1e-4;
-export const DEFAULT_WINDOW_MS = 3000;
+export const DEFAULT_WINDOW_MS = 5000;
 
 export class CpuBudget {
   /** The ratio in force. */

@@ -19,16 +19,6 @@ const SCHED_IDLE = 5;
 
 export class CpuPriorityError extends Error {}
 
-/** The scheduling policy of each of this process's threads, by thread id. */
-export function threadPolicies(): Map<number, number> {
-  const out = new Map<number, number>();
-  for (const tid of fs.readdirSync('/proc/self/task').map(Number)) {
-    const policy = libbpf().sched_getscheduler(tid) as number;
-    if (policy >= 0) out.set(tid, policy & 0xff); // without SCHED_RESET_ON_FORK
-  }
-  return out;
-}
-
 /** Puts every thread of this process under `priority`'s policy. */
 export function setCpuPriority(priority: CpuPriority): void {
   const policy = priority === 'idle' ? SCHED_IDLE : SCHED_OTHER;
@@ -41,5 +31,3 @@ export function setCpuPriority(priority: CpuPriority): void {
     }
   }
 }
-
-export const SCHED_POLICY = { SCHED_OTHER, SCHED_IDLE };

@@ -1,6 +1,6 @@
 /**
  * The agent's CPU budget (--max-cpu), with real BPF on two hosts: a client on
- * h1 sends requests back to back to nginx on h2 for 12 s, more than h1's agent
+ * h1 sends requests back to back to nginx on h2 for 16 s, more than h1's agent
  * may spend its budget of 0.05 cores on. The agent samples fewer new traces
  * (in the kernel, at the root), stays near its budget, and what it exports
  * are whole traces: h2 follows every decision. Once the load is gone the
@@ -19,7 +19,7 @@ import { kernelCounters, spawnTestAgent } from '../support/agent-round';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const BUDGET = 0.05;
-const LOAD_MS = 12_000;
+const LOAD_MS = 16_000;
 const LATE_MS = 5000; // the end of the load, once the ratio has settled
 let lab: Lab;
 let h1: Host;
@@ -102,7 +102,7 @@ test(`over a budget of ${BUDGET} cores the agent sheds whole traces at the root,
   // Shed at the root, in the kernel: most new traces not sampled, and the agent near its budget.
   assert.ok(ratios.length > 0 && Math.min(...ratios.map((r) => r.ratio)) < 0.5, 'the agent lowered its sampling ratio');
   assert.ok(roots >= loadRun.ok + 30 && roots <= loadRun.requests + 30, `${roots} root decisions on h1 for ${loadRun.ok} + 30 requests`);
-  // (The first 3 s, the window a cut needs, run at ratio 1.)
+  // (The first 5 s, the window a cut for CPU needs, run at ratio 1.)
   assert.ok(k1.roots_sampled < 0.6 * loadRun.requests, `${k1.roots_sampled} of ${loadRun.requests} sampled under load`);
   assert.ok(lateCores < 3 * BUDGET, `agent h1 used ${lateCores.toFixed(3)} cores once settled (budget ${BUDGET})`);
 
