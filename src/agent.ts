@@ -72,6 +72,8 @@ export class Agent {
   private lostReported = 0;
   private readonly budget: CpuBudget;
   private lastShedLog = 0;
+  private budgetReadAt = 0;
+  private droppedAtReading = 0;
   /** Resolves when the agent cannot go on (its cgroup scope was removed): the caller stops it. */
   readonly scopeGone: Promise<void>;
   private markScopeGone: () => void = () => {};
@@ -156,7 +158,9 @@ export class Agent {
   private keepToBudget(nowMs: number): void {
     if (!this.budget.enabled) return;
     const cpu = process.cpuUsage();
-    const dropped = this.pipeline.exporter.stats.spansDropped + this.lostReported;
+    this.budgetReadAt = nowMs;
+    this.droppedAtReading = this.pipeline.exporter.stats.spansDropped;
+    const dropped = this.droppedAtReading + this.lostReported;
     const before = this.budget.ratio;
     const d = this.budget.update({ atMs: nowMs, cpuMicros: cpu.user + cpu.system, dropped });
     if (!d) return;
@@ -207,9 +211,12 @@ export class Agent {
         this.clock.calibrate();
         calibrated = now;
       }
+      // Once a second; sooner when spans are being dropped (every 200 ms
+      // of overload is spans lost from traces already sampled).
+      const sinceReading = now - this.budgetReadAt;
+      if (sinceReading >= 1000 || (sinceReading >= 200 && this.pipeline.exporter.stats.spansDropped > this.droppedAtReading)) this.keepToBudget(now);
       if (now - lossChecked >= 1000) {
         this.reportLoss();
-        this.keepToBudget(now);
         lossChecked = now;
         // A removed cgroup can hold no process: nothing is left to trace.
         if (this.opts.filterCgroup && !fs.existsSync(this.opts.cgroupPath)) {

@@ -1,9 +1,9 @@
 /**
  * Keeps the agent within a CPU budget by head sampling in the kernel.
  *
- * About once a second the agent reports its own CPU time (every thread) and
- * how many spans it dropped at a full export queue or events the kernel could
- * not hand over. When, over the last window (5 s), it used more than the
+ * About once a second (sooner while it drops spans) the agent reports its
+ * own CPU time (every thread) and how many spans it dropped at a full export
+ * queue or events the kernel could not hand over. When, over the last window (5 s), it used more than the
  * budget, or in the last second it had to drop anything, the ratio of new
  * traces sampled at their root is cut in proportion to the overshoot; once
  * there is room again it climbs back, at most doubling per second, to the
@@ -74,7 +74,7 @@ export class CpuBudget {
    * Takes a reading; returns the new ratio and why when it changed, else
    * undefined. A cut for CPU needs a whole window over the budget (a burst
    * the queues absorb is not a reason to shed); a drop cuts at once (the
-   * agent is behind now); a raise needs one interval with room.
+   * agent is behind now); a raise needs a second with room.
    */
   update(r: BudgetReading): BudgetDecision | undefined {
     if (!this.enabled) return undefined;
@@ -101,7 +101,7 @@ export class CpuBudget {
       const cores = coresBetween(first, r);
       if (cores > this.budgetCores) return this.change(this.cut((0.9 * this.budgetCores) / cores), cores, 0);
     }
-    if (this.ratio < this.ceiling && lastCores < 0.7 * this.budgetCores) {
+    if (this.ratio < this.ceiling && r.atMs - prev.atMs >= 900 && lastCores < 0.7 * this.budgetCores) {
       const factor = (0.8 * this.budgetCores) / Math.max(lastCores, 1e-6);
       return this.change(Math.min(this.ceiling, this.ratio * Math.min(2, factor)), lastCores, 0);
     }
