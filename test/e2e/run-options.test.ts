@@ -6,13 +6,36 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Lab, requireRootLab } from '../support/lab';
+import type { ChildProcess } from 'node:child_process';
+import { Lab, requireRootLab, type Host } from '../support/lab';
 import { SERVICES_DIR } from '../../src/demo/sample-system';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const N = 10;
 let lab: Lab;
+
+/**
+ * python's http.server on `host`:`port`, then N requests to it from the load
+ * client (service loadgen), each on a new connection; resolves a moment after
+ * the client is done (the agent's idle timer), with the server still running.
+ */
+async function serveAndRequest(host: Host, port: number, suffix: string): Promise<ChildProcess> {
+  const server = lab.spawnIn(host, `server${suffix}`, 'python3', ['-u', '-m', 'http.server', String(port), '--bind', host.ip]);
+  await Lab.waitFor(server, /Serving HTTP/, 10_000, 'python http.server');
+  const client = lab.spawnIn(host, `client${suffix}`, process.execPath, [path.join(SERVICES_DIR, 'load-client.js')], {
+    OTEL_SERVICE_NAME: 'loadgen',
+    TARGET: `http://${host.ip}:${port}`,
+    N: String(N),
+    MODE: 'new',
+  });
+  await new Promise((r) => client.once('exit', r));
+  await new Promise((r) => setTimeout(r, 1500));
+  return server;
+}
+
+/** The load client's spans in the agent's --console output. */
+const clientSpanLines = (out: string) => out.split('\n').filter((l) => /loadgen\S*\s+CLIENT GET \/new\/\d+/.test(l));
 
 before(() => requireRootLab());
 after(async () => lab?.destroy());
@@ -26,18 +49,9 @@ test('--config with exclude-comm and console: client spans printed, the excluded
   let out = '';
   agent.stdout?.on('data', (d) => (out += d));
   await Lab.waitFor(agent, /"msg":"attached"/, 20_000, 'agent');
-  const server = lab.spawnIn(h1, 'server', 'python3', ['-u', '-m', 'http.server', '8080', '--bind', h1.ip]);
-  await Lab.waitFor(server, /Serving HTTP/, 10_000, 'python http.server');
-  const client = lab.spawnIn(h1, 'client', process.execPath, [path.join(SERVICES_DIR, 'load-client.js')], {
-    OTEL_SERVICE_NAME: 'loadgen',
-    TARGET: `http://${h1.ip}:8080`,
-    N: String(N),
-    MODE: 'new',
-  });
-  await new Promise((r) => client.once('exit', r));
-  await new Promise((r) => setTimeout(r, 1500));
+  await serveAndRequest(h1, 8080, '');
   await Lab.stop(agent);
-  const clientLines = out.split('\n').filter((l) => /loadgen\S*\s+CLIENT GET \/new\/\d+/.test(l));
+  const clientLines = clientSpanLines(out);
   const serverLines = out.split('\n').filter((l) => /\sSERVER\s/.test(l));
   assert.equal(clientLines.length, N, `expected ${N} client spans on the console, got:\n${out.slice(-3000)}`);
   assert.equal(serverLines.length, 0, `python3 is excluded but its spans appeared:\n${serverLines.join('\n')}`);
@@ -83,18 +97,8 @@ test('--cpu-priority idle: every thread of the agent under SCHED_IDLE once attac
   });
   assert.ok(policies.length > 1, 'node runs several threads');
   assert.deepEqual(policies, new Array(policies.length).fill(5), `SCHED_IDLE (5) on every thread: ${policies.join(',')}`);
-  const server = lab.spawnIn(h, 'server-idle', 'python3', ['-u', '-m', 'http.server', '8081', '--bind', h.ip]);
-  await Lab.waitFor(server, /Serving HTTP/, 10_000, 'python http.server');
-  const client = lab.spawnIn(h, 'client-idle', process.execPath, [path.join(SERVICES_DIR, 'load-client.js')], {
-    OTEL_SERVICE_NAME: 'loadgen',
-    TARGET: `http://${h.ip}:8081`,
-    N: String(N),
-    MODE: 'new',
-  });
-  await new Promise((r) => client.once('exit', r));
-  await new Promise((r) => setTimeout(r, 1500));
-  await Lab.stop(server);
+  await Lab.stop(await serveAndRequest(h, 8081, '-idle'));
   await Lab.stop(agent);
-  const clientLines = out.split('\n').filter((l) => /loadgen\S*\s+CLIENT GET \/new\/\d+/.test(l));
+  const clientLines = clientSpanLines(out);
   assert.equal(clientLines.length, N, `expected ${N} client spans on the console, got:\n${out.slice(-3000)}`);
 });
