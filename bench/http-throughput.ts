@@ -206,7 +206,6 @@ async function tracedRound(traced: string, load: string, regime: Regime, sink: O
   return { ...res, agentCpuS, spans: (await sink.count()) - spans0, rssMiB: rss, agent: finalCounters(agent) };
 }
 
-/** Lost events and dropped spans from the agent's "detached" line. */
 /** The agent's own account of a round: events lost, spans dropped, and new traces sampled or not (the CPU budget). */
 interface AgentCounters {
   eventsLost?: number;
@@ -215,6 +214,7 @@ interface AgentCounters {
   rootsUnsampled?: number;
 }
 
+/** Those counters, from the agent's "detached" line. */
 function finalCounters(agent: RunningAgent): AgentCounters {
   const line = agent.log.find((l) => l.includes('"msg":"detached"'));
   if (!line) return {};
