@@ -3,10 +3,12 @@
  *
  * About once a second (sooner while it drops spans) the agent reports its
  * own CPU time (every thread) and how many spans it dropped at a full export
- * queue or events the kernel could not hand over. When, over the last window (5 s), it used more than the
- * budget, or in the last second it had to drop anything, the ratio of new
- * traces sampled at their root is cut in proportion to the overshoot; once
- * there is room again it climbs back, at most doubling per second, to the
+ * queue or events the kernel could not hand over. The ratio of new traces
+ * sampled at their root is cut in proportion to the overshoot when, over the
+ * last window (5 s), the agent used more than the budget, or when it dropped
+ * anything while busy (then at least by half). Drops while the agent is not
+ * busy are the exporter's doing (down or slow) and cut nothing. Once there
+ * is room again the ratio climbs back, at most doubling per second, to the
  * configured ratio. After each change the agent still spends a while on
  * spans sampled before it (they are exported a batch delay later), so the
  * reading after a change starts the next window instead of ending one: each
@@ -45,6 +47,8 @@ export interface BudgetDecision {
 
 export const DEFAULT_FLOOR = 1e-4;
 export const DEFAULT_WINDOW_MS = 5000;
+/** About what the agent's one JavaScript thread can use, with its helpers. */
+const BUSY_CORES = 0.8;
 
 export class CpuBudget {
   /** The ratio in force. */
@@ -73,8 +77,8 @@ export class CpuBudget {
   /**
    * Takes a reading; returns the new ratio and why when it changed, else
    * undefined. A cut for CPU needs a whole window over the budget (a burst
-   * the queues absorb is not a reason to shed); a drop cuts at once (the
-   * agent is behind now); a raise needs a second with room.
+   * the queues absorb is not a reason to shed); a drop while busy cuts at
+   * once (the agent is behind now); a raise needs a second with room.
    */
   update(r: BudgetReading): BudgetDecision | undefined {
     if (!this.enabled) return undefined;
@@ -90,7 +94,11 @@ export class CpuBudget {
     if (!prev || r.atMs - prev.atMs <= 0) return undefined;
     const lastCores = coresBetween(prev, r);
     const droppedNow = r.dropped - prev.dropped;
-    if (droppedNow > 0) {
+    // Drops while the agent is busy (over its budget, or its one JavaScript
+    // thread about full) mean it is behind now. Drops while it is not are
+    // the exporter's (down or slow: the queue fills whatever the ratio) and
+    // no reason to trace less.
+    if (droppedNow > 0 && lastCores > Math.min(this.budgetCores, BUSY_CORES)) {
       // What was dropped was not paid for: the work asked for was more than
       // the CPU measured, so the cut is at least by half.
       const factor = 0.5 * Math.min(1, (0.9 * this.budgetCores) / lastCores);

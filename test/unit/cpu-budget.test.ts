@@ -78,12 +78,17 @@ test('a cut for CPU needs a whole window over the budget, and the reading after 
   assert.equal(floored.ratio, 0.001);
 });
 
-test('drops cut at once: by half under budget, and by half the proportional cut over it', () => {
-  const b = new CpuBudget({ budgetCores: 1, ceiling: 1 });
+test('drops while busy cut at once: by half under budget, and by half the proportional cut over it; drops while idle (the exporter down) cut nothing', () => {
+  const b = new CpuBudget({ budgetCores: 2, ceiling: 1 });
   b.update({ atMs: 0, cpuMicros: 0, dropped: 0 });
-  b.update({ atMs: 1000, cpuMicros: 100_000, dropped: 0 });
-  const d = b.update({ atMs: 2000, cpuMicros: 200_000, dropped: 7 });
+  b.update({ atMs: 1000, cpuMicros: 900_000, dropped: 0 });
+  const d = b.update({ atMs: 2000, cpuMicros: 1_800_000, dropped: 7 }); // its JavaScript thread full, under a budget of 2
   assert.deepEqual(d && { ratio: d.ratio, dropped: d.dropped }, { ratio: 0.5, dropped: 7 });
+
+  const outage = new CpuBudget({ budgetCores: 0.2, ceiling: 1 });
+  let cpu = 0;
+  for (let t = 0; t <= 60; t++) assert.equal(outage.update({ atMs: t * 1000, cpuMicros: (cpu += 30_000), dropped: t * 1000 }), undefined);
+  assert.equal(outage.ratio, 1, 'a minute of drops at 0.03 cores: the exporter, not the agent');
 
   const busy = new CpuBudget({ budgetCores: 0.2, ceiling: 1 });
   busy.update({ atMs: 0, cpuMicros: 0, dropped: 0 });
