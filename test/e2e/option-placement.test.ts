@@ -5,13 +5,12 @@
  * kernel must write the context about once per request, and the server must
  * still adopt it — also when the first copy of that segment is lost.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { Lab, requireRootLab, type Host } from '../support/lab';
-import { kernelCounters, spawnTestAgent, startStaticServer } from '../support/agent-round';
-import { OtlpReceiver } from '../support/otlp-receiver';
+import { Lab } from '../support/lab';
+import { kernelCounters, serverAndClientLab, spawnTestAgent } from '../support/agent-round';
 import { until } from '../support/process-watch';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -37,25 +36,11 @@ for i in range(n):
 print("done", flush=True)
 `;
 
-let lab: Lab;
-let server: Host;
-let client: Host;
-const receiver = new OtlpReceiver();
-
-before(async () => {
-  requireRootLab();
-  lab = new Lab(path.join(ROOT, 'test-logs', 'option-placement'));
-  [server, client] = lab.create(2);
-  await receiver.start();
-  await startStaticServer(lab, server);
-});
-after(async () => {
-  await lab?.destroy();
-  await receiver.stop();
-});
+const env = serverAndClientLab('option-placement', ROOT);
 
 /** N piecewise requests from client to server with an agent on each host; spans and both kernels' counters. */
 async function piecewiseRound(label: string) {
+  const { lab, server, client, receiver } = env;
   const serverAgent = spawnTestAgent(lab, server, `agent-server-${label}`, receiver);
   const clientAgent = spawnTestAgent(lab, client, `agent-client-${label}`, receiver);
   // Both at once: waitFor sees only output that comes after it is called.
@@ -90,7 +75,7 @@ test(`a request written in ${PIECES + 2} segments carries its context once, and 
 
 /** Runs `args` as `tc` inside the client host's network namespace. */
 function tcOnClient(args: string[]): string {
-  return execFileSync('ip', ['netns', 'exec', client.ns, 'tc', ...args], { encoding: 'utf8' });
+  return execFileSync('ip', ['netns', 'exec', env.client.ns, 'tc', ...args], { encoding: 'utf8' });
 }
 
 /** The dropper's counters: [first copies dropped, copies let through again]. */
@@ -111,7 +96,7 @@ function dropperCounts(): [number, number] {
 test('the first segment of each request is lost: its retransmission carries the context, and the server adopts it', async (t) => {
   // A lossy link on the client host: a tc program drops the first copy of
   // every segment that carries our option (test/bpf/first-copy-dropper.bpf.c).
-  const obj = path.join(lab.logDir, 'first-copy-dropper.bpf.o');
+  const obj = path.join(env.lab.logDir, 'first-copy-dropper.bpf.o');
   execFileSync('clang', ['-O2', '-g', '-target', 'bpf', '-D__TARGET_ARCH_x86', '-I', path.join(ROOT, 'bpf', '.output'), '-c', path.join(ROOT, 'test', 'bpf', 'first-copy-dropper.bpf.c'), '-o', obj]);
   tcOnClient(['qdisc', 'add', 'dev', 'eth0', 'clsact']);
   try {
