@@ -36,8 +36,8 @@ function nonNegativeNumber(name: string) {
   };
 }
 
-/** The agent's default CPU budget: a tenth of the machine. */
-function defaultMaxCpu(cpus = os.availableParallelism()): number {
+/** The agent's default CPU budget: a tenth of the machine's `cpus`. */
+function defaultMaxCpu(cpus: number): number {
   return Math.round(cpus * 10) / 100;
 }
 
@@ -73,6 +73,7 @@ function applyConfigFile(cmd: Command): Record<string, unknown> {
 }
 
 export function buildCli(): Command {
+  const cpus = os.availableParallelism();
   const program = new Command('gearbox')
     .description('Zero-code distributed tracing: eBPF -> OpenTelemetry spans over OTLP gRPC')
     .version('0.1.0');
@@ -118,7 +119,7 @@ export function buildCli(): Command {
     )
     .addOption(
       new Option('--max-cpu <cores>', 'CPU the agent may use on average, in cores; above it, fewer new traces are sampled (whole traces), and more again once there is room (0: no limit)')
-        .default(defaultMaxCpu(), `a tenth of this machine's ${os.availableParallelism()} CPUs`)
+        .default(defaultMaxCpu(cpus), `a tenth of this machine's ${cpus} CPUs`)
         .env('GEARBOX_MAX_CPU')
         .argParser(nonNegativeNumber('--max-cpu')),
     )
