@@ -3,7 +3,7 @@
  * around a measurement, child cgroups to put workloads in, medians, and the
  * one results file every benchmark adds its section to.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -108,6 +108,51 @@ export async function startAgent(cgroup: string, extraArgs: string[] = [], env: 
     });
   });
   return { proc, log };
+}
+
+/**
+ * Kernel time of the BPF programs a process holds, per program name, from
+ * `bpftool prog show` (run_time_ns and run_cnt are counted only while the
+ * sysctl kernel.bpf_stats_enabled is 1; see withBpfStats).
+ */
+export function bpfProgramTimes(pid: number): Map<string, { ns: number; runs: number }> {
+  const ids = heldProgramIds(pid);
+  const out = execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const times = new Map<string, { ns: number; runs: number }>();
+  for (const p of JSON.parse(out) as { id: number; name?: string; run_time_ns?: number; run_cnt?: number }[]) {
+    if (!ids.has(p.id)) continue;
+    const name = p.name ?? String(p.id);
+    const t = times.get(name) ?? { ns: 0, runs: 0 };
+    t.ns += p.run_time_ns ?? 0;
+    t.runs += p.run_cnt ?? 0;
+    times.set(name, t);
+  }
+  return times;
+}
+
+/** Ids of the BPF programs process `pid` holds a descriptor of (/proc/PID/fdinfo: "prog_id:"). */
+function heldProgramIds(pid: number): Set<number> {
+  const ids = new Set<number>();
+  const dir = `/proc/${pid}/fdinfo`;
+  for (const fd of fs.readdirSync(dir)) {
+    let info = '';
+    try {
+      info = fs.readFileSync(path.join(dir, fd), 'utf8');
+    } catch {
+      continue; // closed meanwhile
+    }
+    const m = /^prog_id:\s+(\d+)/m.exec(info);
+    if (m) ids.add(Number(m[1]));
+  }
+  return ids;
+}
+
+/** Turns the kernel's BPF run-time statistics on until the returned function is called (it restores the old value). */
+export function withBpfStats(): () => void {
+  const file = '/proc/sys/kernel/bpf_stats_enabled';
+  const before = fs.readFileSync(file, 'utf8').trim();
+  fs.writeFileSync(file, '1');
+  return () => fs.writeFileSync(file, before);
 }
 
 export async function stopAgent(agent: RunningAgent): Promise<void> {

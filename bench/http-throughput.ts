@@ -9,7 +9,9 @@
  * RSS every 10 s: steady state and after ten minutes of load.
  *
  * Env: BENCH_HTTP_ROUNDS (5), BENCH_HTTP_SECONDS (10), BENCH_WRK_CONNECTIONS (8),
- * BENCH_LOAD_SECONDS (600; 0 skips the long run).
+ * BENCH_LOAD_SECONDS (600; 0 skips the long run), BENCH_BPF_STATS=1 (kernel time of
+ * each BPF program per request in traced rounds, from kernel.bpf_stats_enabled,
+ * which itself adds two clock reads per program run: not for the ratios).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -17,13 +19,14 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { keepAliveProxy, writeNginxConfig } from '../src/lab/nginx-config';
-import { BenchCgroups, OtlpSink, ROOT, cpuSeconds, median, requireRoot, rssMiB, saveResults, startAgent, stopAgent, type RunningAgent } from './bench-support';
+import { BenchCgroups, OtlpSink, bpfProgramTimes, ROOT, cpuSeconds, median, requireRoot, rssMiB, saveResults, startAgent, stopAgent, withBpfStats, type RunningAgent } from './bench-support';
 
 const ROUNDS = Number(process.env.BENCH_HTTP_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_WRK_CONNECTIONS ?? 8);
 const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 600);
 
+const BPF_STATS = process.env.BENCH_BPF_STATS === '1';
 const AGENT_ARGS = (process.env.BENCH_AGENT_ARGS ?? '').split(' ').filter(Boolean);
 const PROXY_PORT = 18080;
 const UPSTREAM_PORT = 18081;
@@ -125,6 +128,8 @@ interface TracedRound extends WrkResult {
   rssMiB: number;
   /** The agent's own final counters (its "detached" log line). */
   agent: AgentCounters;
+  /** BENCH_BPF_STATS=1: kernel ns per request of each BPF program, and run count per request. */
+  kernel?: Record<string, { nsPerRequest: number; runsPerRequest: number }>;
 }
 
 interface RegimeResult {
@@ -143,6 +148,7 @@ interface LongRun {
 
 async function main(): Promise<void> {
   requireRoot();
+  const restoreBpfStats = BPF_STATS ? withBpfStats() : undefined;
   const cgroups = new BenchCgroups();
   const traced = cgroups.make('traced');
   const load = cgroups.make('load');
@@ -176,6 +182,11 @@ async function main(): Promise<void> {
           `  round ${r + 1}: untraced ${a.rps.toFixed(0)} req/s p50 ${a.p50Us.toFixed(0)} us p99 ${a.p99Us.toFixed(0)} us | traced ${b.rps.toFixed(0)} req/s p50 ${b.p50Us.toFixed(0)} us p99 ${b.p99Us.toFixed(0)} us; ${b.spans} spans received, agent ${((b.agentCpuS * 1e6) / b.requests).toFixed(1)} us CPU/request` +
             `; new traces sampled ${b.agent.rootsSampled ?? '?'} of ${roots}, spans dropped ${b.agent.spansDropped ?? '?'}, events lost ${b.agent.eventsLost ?? '?'}`,
         );
+        if (b.kernel) {
+          const all = Object.values(b.kernel).reduce((s, k) => s + k.nsPerRequest, 0);
+          const each = Object.entries(b.kernel).map(([n, k]) => `${n} ${k.nsPerRequest.toFixed(0)} ns (${k.runsPerRequest.toFixed(1)} runs)`);
+          console.log(`    kernel, per request (bpf_stats): ${all.toFixed(0)} ns: ${each.join(', ')}`);
+        }
       }
       results.push(res);
     }
@@ -186,6 +197,7 @@ async function main(): Promise<void> {
     cgroups.remove();
     await sink.stop();
     fs.rmSync(tmp, { recursive: true, force: true });
+    restoreBpfStats?.();
   }
   report(results, longRun);
 }
@@ -197,13 +209,25 @@ async function tracedRound(traced: string, load: string, regime: Regime, sink: O
   const cpu0 = cpuSeconds(pid);
   let rss = 0;
   const sampler = setInterval(() => (rss = Math.max(rss, rssMiB(pid))), 1000);
+  const prog0 = BPF_STATS ? bpfProgramTimes(pid) : undefined;
   const res = await runWrk(load, SECONDS, regime);
+  const kernel = prog0 && perRequest(prog0, bpfProgramTimes(pid), res.requests);
   clearInterval(sampler);
   rss = Math.max(rss, rssMiB(pid));
   await settle(sink, spans0 + res.requests * SPANS_PER_REQUEST);
   const agentCpuS = cpuSeconds(pid) - cpu0;
   await stopAgent(agent);
-  return { ...res, agentCpuS, spans: (await sink.count()) - spans0, rssMiB: rss, agent: finalCounters(agent) };
+  return { ...res, agentCpuS, spans: (await sink.count()) - spans0, rssMiB: rss, agent: finalCounters(agent), kernel };
+}
+
+/** Each program's kernel time and runs between two bpfProgramTimes, per request. */
+function perRequest(before: ReturnType<typeof bpfProgramTimes>, after: ReturnType<typeof bpfProgramTimes>, requests: number): TracedRound['kernel'] {
+  const out: NonNullable<TracedRound['kernel']> = {};
+  for (const [name, t] of after) {
+    const t0 = before.get(name) ?? { ns: 0, runs: 0 };
+    if (t.runs > t0.runs) out[name] = { nsPerRequest: (t.ns - t0.ns) / requests, runsPerRequest: (t.runs - t0.runs) / requests };
+  }
+  return out;
 }
 
 /** The agent's own account of a round: events lost, spans dropped, and new traces sampled or not (the CPU budget). */

@@ -1,6 +1,8 @@
 /**
  * Per-syscall added cost, measured side by side in one run: a C loop of small
- * writes and reads on (a) a TCP connection inside the traced cgroup, (b) a
+ * writes and reads on (a) a TCP connection inside the traced cgroup (one
+ * direction: after the first, every call continues one message; and
+ * request/response: every call opens a message, as in HTTP), (b) a
  * pipe inside the traced cgroup, (c) a TCP connection in a cgroup outside the
  * scope, and (d) a syscall Gearbox does not watch (getppid) — untraced, and
  * traced with each way of hooking syscalls (--hooks raw, --hooks per-syscall),
@@ -18,7 +20,7 @@ const CALLS = Number(process.env.BENCH_CALLS ?? 200_000);
 
 const HOOKS = ['raw', 'per-syscall'] as const;
 
-function runLoop(bin: string, cgroup: string, kind: 'tcp' | 'pipe' | 'getppid'): number {
+function runLoop(bin: string, cgroup: string, kind: 'tcp' | 'pingpong' | 'pipe' | 'getppid'): number {
   const r = spawnSync('sh', ['-c', 'echo $$ > "$1/cgroup.procs" && exec "$2" "$3" "$4"', 'sh', cgroup, bin, kind, String(CALLS)], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`loop failed: ${r.stderr}`);
   return Number(r.stdout.trim());
@@ -34,6 +36,7 @@ async function main(): Promise<void> {
   const outside = cgroups.make('outside');
   const cases = [
     { id: 'tcp_in_scope', label: 'TCP write/read, traced cgroup', cg: traced, kind: 'tcp' as const },
+    { id: 'tcp_request_response_in_scope', label: 'TCP request/response (every call opens a message), traced cgroup', cg: traced, kind: 'pingpong' as const },
     { id: 'pipe_in_scope', label: 'pipe write/read, traced cgroup', cg: traced, kind: 'pipe' as const },
     { id: 'tcp_out_of_scope', label: 'TCP write/read, other cgroup', cg: outside, kind: 'tcp' as const },
     { id: 'unwatched_syscall', label: 'getppid (not watched), other cgroup', cg: outside, kind: 'getppid' as const },

@@ -1,6 +1,9 @@
 // Per-syscall cost probe for `npm run bench`: N rounds of a small write and a
 // read on (tcp) a loopback TCP connection or (pipe) a pipe, in one thread, or
-// (getppid) two calls of a syscall Gearbox does not watch.
+// (getppid) two calls of a syscall Gearbox does not watch; or (pingpong) N
+// request/response exchanges on a loopback TCP connection: the client writes
+// a request, the server reads it and writes a response, the client reads it
+// (every call opens a message, as in HTTP).
 // Prints nanoseconds per syscall (write and read each count as one).
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -22,7 +25,7 @@ static double now_ns(void)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s tcp|pipe|getppid rounds\n", argv[0]);
+		fprintf(stderr, "usage: %s tcp|pingpong|pipe|getppid rounds\n", argv[0]);
 		return 2;
 	}
 	long rounds = atol(argv[2]);
@@ -59,6 +62,20 @@ int main(int argc, char **argv)
 	}
 	char buf[64];
 	memset(buf, 'x', sizeof(buf));
+	if (strcmp(argv[1], "pingpong") == 0) {
+		int one = 1;
+		setsockopt(rfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		double t0 = 0;
+		for (long i = -rounds / 10; i < rounds; i++) { /* the first tenth warms up */
+			if (i == 0)
+				t0 = now_ns();
+			if (write(wfd, buf, sizeof(buf)) != sizeof(buf) || read(rfd, buf, sizeof(buf)) <= 0 ||
+			    write(rfd, buf, sizeof(buf)) != sizeof(buf) || read(wfd, buf, sizeof(buf)) <= 0)
+				return 1;
+		}
+		printf("%.1f\n", (now_ns() - t0) / (4.0 * rounds));
+		return 0;
+	}
 	for (long i = 0; i < rounds / 10; i++) { /* warm up */
 		if (write(wfd, buf, sizeof(buf)) != sizeof(buf) || read(rfd, buf, sizeof(buf)) <= 0)
 			return 1;

@@ -85,7 +85,8 @@ enum gb_counter {
 	GB_CNT_OPT_UNTRUSTED = 12,     /* valid options from peers outside --trust-peers, ignored */
 	GB_CNT_ROOTS_SAMPLED = 13,     /* new traces (root spans) this host decided to sample */
 	GB_CNT_ROOTS_UNSAMPLED = 14,   /* ... and not to sample */
-	GB_CNT__MAX = 15,
+	GB_CNT_WAKEUPS = 15,           /* ring-buffer wakeups forced (at most one per millisecond per CPU) */
+	GB_CNT__MAX = 16,
 };
 
 /* Five-tuple from this host's point of view. Addresses are IPv6; IPv4 is

@@ -126,7 +126,7 @@ static __always_inline void start_server_span(struct gb_conn_state *c, struct gb
 	ts->dispatch_queued = 1;
 }
 
-static __always_inline __u64 wakeup_flag(void);
+static __always_inline __u64 wakeup_flag(__u64 now);
 
 /* Opens pipelined request k on server connection `sc`: it arrived in the same
  * read as the request before it, so it has no data event of its own. Its ids
@@ -167,7 +167,7 @@ static __always_inline void start_pipelined_request(struct gb_conn_state *sc, st
 			__builtin_memcpy(ev->trace_id, ctx.trace_id, 16);
 			__builtin_memcpy(ev->span_id, ctx.span_id, 8);
 			__builtin_memcpy(ev->parent_span_id, ctx.parent_span_id, 8);
-			bpf_ringbuf_submit(ev, wakeup_flag());
+			bpf_ringbuf_submit(ev, wakeup_flag(now));
 			count(GB_CNT_EVENTS_SENT);
 		} else {
 			sc->events_lost++;
@@ -191,6 +191,28 @@ static __always_inline void next_pipelined_request(struct gb_thread_state *ts, _
 	struct gb_conn_state *sc = bpf_map_lookup_elem(&conn_map, &ts->server_tuple);
 	if (sc && sc->role == GB_ROLE_SERVER && sc->pipelined_left > 0 && sc->last_dir == GB_DIR_SEND)
 		start_pipelined_request(sc, &ts->server_tuple, ts, pid_tgid);
+}
+
+/* The context sockops is to put on the segment that carries sequence number
+ * `start_seq` of flow `t` (see struct gb_flow_ctx for the protocol). */
+static __always_inline void publish_flow_context(struct gb_tuple *t, struct gb_span_ctx *ctx, __u32 start_seq)
+{
+	__u64 state = ((__u64)start_seq << 32) | GB_FLOW_ACTIVE;
+	struct gb_flow_ctx *fc = bpf_map_lookup_elem(&flow_context_map, t);
+	if (!fc) { /* the connection's first request */
+		struct gb_flow_ctx fresh = {};
+		__builtin_memcpy(fresh.trace_id, ctx->trace_id, 16);
+		__builtin_memcpy(fresh.span_id, ctx->span_id, 8);
+		fresh.sampled = !!(ctx->flags & GB_F_SAMPLED);
+		fresh.state = state;
+		bpf_map_update_elem(&flow_context_map, t, &fresh, BPF_ANY);
+		return;
+	}
+	__sync_lock_test_and_set(&fc->state, 0);
+	__builtin_memcpy(fc->trace_id, ctx->trace_id, 16);
+	__builtin_memcpy(fc->span_id, ctx->span_id, 8);
+	fc->sampled = !!(ctx->flags & GB_F_SAMPLED);
+	__sync_lock_test_and_set(&fc->state, state);
 }
 
 static __always_inline void start_client_span(struct gb_conn_state *c, struct gb_tuple *t, struct gb_thread_state *ts,
@@ -221,13 +243,9 @@ static __always_inline void start_client_span(struct gb_conn_state *c, struct gb
 		new_trace_id(ctx.trace_id);
 		ctx.flags = root_sampled() ? GB_F_SAMPLED : 0;
 	}
-	struct gb_flow_ctx fc = {};
-	__builtin_memcpy(fc.trace_id, ctx.trace_id, 16);
-	__builtin_memcpy(fc.span_id, ctx.span_id, 8);
-	fc.sampled = !!(ctx.flags & GB_F_SAMPLED);
 	/* The request's first byte gets the next sequence number written. */
-	fc.start_seq = BPF_CORE_READ((struct tcp_sock *)sk, write_seq);
-	bpf_map_update_elem(&flow_context_map, t, &fc, BPF_ANY);
+	__u32 start_seq = BPF_CORE_READ((struct tcp_sock *)sk, write_seq);
+	publish_flow_context(t, &ctx, start_seq);
 	c->ctx = ctx;
 }
 
@@ -251,9 +269,9 @@ static __always_inline void track_message(struct gb_conn_state *c, struct gb_tup
 	c->start_pending = 1;
 	if (!is_request) {
 		if (c->role == GB_ROLE_CLIENT) {
-			/* The response has begun, so the request has fully arrived:
-			 * stop putting its context on this flow's segments. */
-			bpf_map_delete_elem(&flow_context_map, t);
+			/* The response has begun, so the peer has acknowledged
+			 * the request's first byte: sockops retires its context
+			 * on the flow's next segment (see context_to_send). */
 			/* Work this response resumes is for the exchange's parent;
 			 * a root exchange (background work) resumes no request. */
 			if (ts && (c->ctx.flags & GB_F_HAS_PARENT))
@@ -281,11 +299,11 @@ note:
 	}
 }
 
-static __always_inline __u64 payload_source(struct gb_io_args *a, __u64 *cap)
+static __always_inline __u64 payload_source(struct gb_io_args *a, __u16 sc, __u64 *cap)
 {
 	struct iovec iov = {};
 	__u64 buf = a->buf;
-	switch (a->syscall) {
+	switch (sc) {
 	case GB_SC_READ:
 	case GB_SC_WRITE:
 	case GB_SC_RECVFROM:
@@ -321,27 +339,48 @@ static __always_inline __u64 mmsg_bytes(__u64 vec, long nmsgs)
 	return total;
 }
 
-static __always_inline void fill_event(struct gb_event *ev, struct gb_conn_state *c, struct gb_io_args *a,
+static __always_inline void view_conn(struct gb_conn_state *c, struct gb_conn_view *v)
+{
+	v->ctx = c->ctx;
+	v->conn_id = c->conn_id;
+	v->msg_seq = c->msg_seq;
+	v->events_lost = c->events_lost;
+	v->role = c->role;
+	v->role_inferred = c->role_inferred;
+}
+
+static __always_inline void fill_event(struct gb_event *ev, struct gb_conn_view *v, struct gb_io_args *a, __u16 sc,
 				       __u8 dir, __u64 bytes, __u64 pid_tgid, __u64 now, int start)
 {
 	ev->type = GB_EV_DATA;
 	ev->direction = dir;
-	ev->role = c->role;
-	ev->flags = c->ctx.flags | (start ? GB_F_MSG_START : 0) | (c->role_inferred ? GB_F_ROLE_INFERRED : 0);
+	ev->role = v->role;
+	ev->flags = v->ctx.flags | (start ? GB_F_MSG_START : 0) | (v->role_inferred ? GB_F_ROLE_INFERRED : 0);
 	ev->pid = pid_tgid >> 32;
 	ev->tid = (__u32)pid_tgid;
-	ev->msg_seq = c->msg_seq;
-	ev->conn_id = c->conn_id;
+	ev->msg_seq = v->msg_seq;
+	ev->conn_id = v->conn_id;
 	ev->ts_ns = now;
 	ev->bytes = bytes;
-	ev->syscall = a->syscall;
+	ev->syscall = sc;
 	ev->payload_len = 0;
 	ev->pipeline_idx = 0;
-	ev->conn_lost = c->events_lost;
+	ev->conn_lost = v->events_lost;
 	ev->tuple = a->tuple;
-	__builtin_memcpy(ev->trace_id, c->ctx.trace_id, 16);
-	__builtin_memcpy(ev->span_id, c->ctx.span_id, 8);
-	__builtin_memcpy(ev->parent_span_id, c->ctx.parent_span_id, 8);
+	__builtin_memcpy(ev->trace_id, v->ctx.trace_id, 16);
+	__builtin_memcpy(ev->span_id, v->ctx.span_id, 8);
+	__builtin_memcpy(ev->parent_span_id, v->ctx.parent_span_id, 8);
+}
+
+/* The ring buffer had no room for an event of connection `c` (NULL: the one
+ * of `a`'s tuple): the agent sees the jump on the connection's next event. */
+static __always_inline void event_lost(struct gb_conn_state *c, struct gb_io_args *a)
+{
+	if (!c)
+		c = bpf_map_lookup_elem(&conn_map, &a->tuple);
+	if (c)
+		c->events_lost++;
+	count(GB_CNT_EVENTS_LOST);
 }
 
 /* Requests that follow the first one in a read's head: an end of headers
@@ -363,11 +402,25 @@ static __always_inline __u8 count_pipelined(const __u8 *p, __u64 n)
 	return more;
 }
 
-static __always_inline __u64 wakeup_flag(void)
+/* Whether this submit wakes the agent: only when a lot is queued (it drains
+ * on its own poll timer otherwise), and then at most once per
+ * GB_WAKEUP_GAP_NS per CPU. A wakeup is an interrupt the CPU sends itself,
+ * which in a virtual machine is an exit to the hypervisor (~2 us): forcing
+ * one on every submit while the agent is busy draining (so the backlog stays
+ * above the mark) cost a third of a traced request/response loop's time. */
+static __always_inline __u64 wakeup_flag(__u64 now)
 {
-	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= gb_cfg.ringbuf_wakeup_bytes
-		       ? BPF_RB_FORCE_WAKEUP
-		       : BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) < gb_cfg.ringbuf_wakeup_bytes)
+		return BPF_RB_NO_WAKEUP;
+	__u32 zero = 0;
+	__u64 *last = bpf_map_lookup_elem(&last_wakeup, &zero);
+	if (last) {
+		if (now - *last < GB_WAKEUP_GAP_NS)
+			return BPF_RB_NO_WAKEUP;
+		*last = now;
+	}
+	count(GB_CNT_WAKEUPS);
+	return BPF_RB_FORCE_WAKEUP;
 }
 
 /* Copies up to `max` bytes of [start, end) of the task's memory. */
@@ -410,49 +463,46 @@ static __always_inline void note_process(__u64 pid_tgid, __u64 now)
 	count(GB_CNT_EVENTS_SENT);
 }
 
-static __always_inline void emit(struct gb_conn_state *c, struct gb_io_args *a, __u8 dir, long ret,
-				 __u64 pid_tgid, __u64 now)
+/* Reports a sampled I/O of `ret` bytes (syscall `sc`) as connection view
+ * `v` describes it; `c` is the connection when the caller holds it (a
+ * receive), else NULL (a send, whose view was taken at enter). */
+static __always_inline void emit(struct gb_conn_state *c, struct gb_conn_view *v, struct gb_io_args *a, __u16 sc,
+				 __u8 dir, long ret, __u64 pid_tgid, __u64 now, int start)
 {
-	int start = c->start_pending;
-	c->start_pending = 0;
-	if (!(c->ctx.flags & GB_F_SAMPLED))
-		return; /* unsampled: the context still travels, nothing is reported */
 	__u64 bytes = ret;
-	if (a->syscall == GB_SC_RECVMMSG || a->syscall == GB_SC_SENDMMSG)
+	if (sc == GB_SC_RECVMMSG || sc == GB_SC_SENDMMSG)
 		bytes = mmsg_bytes(a->buf, ret);
 	if (!start) {
 		struct gb_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 		if (!ev) {
-			c->events_lost++; /* the agent sees the jump on the connection's next event */
-			count(GB_CNT_EVENTS_LOST);
+			event_lost(c, a);
 			return;
 		}
-		fill_event(ev, c, a, dir, bytes, pid_tgid, now, 0);
+		fill_event(ev, v, a, sc, dir, bytes, pid_tgid, now, 0);
 		ev->comm[0] = 0;
-		bpf_ringbuf_submit(ev, wakeup_flag());
+		bpf_ringbuf_submit(ev, wakeup_flag(now));
 		count(GB_CNT_EVENTS_SENT);
 		return;
 	}
 	note_process(pid_tgid, now);
 	struct gb_event_with_payload *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
-		c->events_lost++;
-		count(GB_CNT_EVENTS_LOST);
+		event_lost(c, a);
 		return;
 	}
-	fill_event(&e->ev, c, a, dir, bytes, pid_tgid, now, 1);
+	fill_event(&e->ev, v, a, sc, dir, bytes, pid_tgid, now, 1);
 	bpf_get_current_comm(e->ev.comm, sizeof(e->ev.comm));
 	__u64 cap = bytes;
-	__u64 src = payload_source(a, &cap);
+	__u64 src = payload_source(a, sc, &cap);
 	__u64 n = bytes < cap ? bytes : cap;
 	if (n > GB_PAYLOAD_MAX)
 		n = GB_PAYLOAD_MAX;
 	if (n && bpf_probe_read_user(e->payload, n, (void *)src) == 0) {
 		e->ev.payload_len = n;
-		if (c->role == GB_ROLE_SERVER && dir == GB_DIR_RECV)
+		if (c && v->role == GB_ROLE_SERVER && dir == GB_DIR_RECV)
 			c->pipelined_left = count_pipelined(e->payload, n);
 	}
-	bpf_ringbuf_submit(e, wakeup_flag());
+	bpf_ringbuf_submit(e, wakeup_flag(now));
 	count(GB_CNT_EVENTS_SENT);
 }
 
@@ -463,21 +513,23 @@ static __always_inline struct gb_io_args *io_args_slot(int create)
 				    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
 }
 
-/* The arguments the enter of syscall `sc` saved for this thread, taken. */
-static __always_inline int take_io_args(__u16 sc, struct gb_io_args *out)
+/* The arguments the enter of syscall `sc` saved for this thread, taken (the
+ * slot is marked empty; the pointer stays valid for this program run). */
+static __always_inline struct gb_io_args *take_io_args(__u16 sc)
 {
 	struct gb_io_args *ap = io_args_slot(0);
 	if (!ap || ap->syscall == 0)
-		return 0;
-	*out = *ap;
+		return NULL;
+	__u16 saved = ap->syscall;
 	ap->syscall = 0;
-	return out->syscall == sc;
+	return saved == sc ? ap : NULL;
 }
 
 /* Data is being handed to the kernel (send) or asked for (receive) on TCP
  * socket `sk` by a traced thread: saves what completion needs. `buf` is what
  * payload_source() resolves for syscall `sc`. A send's message state moves
- * now, before its segments leave, so that they carry its context. */
+ * now, before its segments leave, so that they carry its context, and the
+ * send is reported as of now. */
 static __always_inline void begin_io(struct sock *sk, __u16 sc, __u8 dir, __u64 buf)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -497,25 +549,48 @@ static __always_inline void begin_io(struct sock *sk, __u16 sc, __u8 dir, __u64 
 		}
 		a->ts = bpf_ktime_get_ns();
 		track_message(c, &a->tuple, sk, dir, thread_state(pid_tgid, 1), pid_tgid, a->ts);
+		a->start = c->start_pending;
+		c->start_pending = 0;
+		if (c->ctx.flags & GB_F_SAMPLED)
+			view_conn(c, &a->conn);
+		else
+			a->conn.ctx.flags = 0; /* nothing to report at exit */
 	}
 }
 
-/* The I/O whose saved arguments are `a` completed with `ret` bytes (or an
- * error); `sk` is a's socket, typed. */
-static __always_inline void finish_io(struct gb_io_args *a, struct sock *sk, __u8 dir, long ret)
+/* Syscall `sc`, whose saved arguments are `a`, completed with `ret` bytes (or
+ * an error); `sk` is a's socket, typed. */
+static __always_inline void finish_io(struct gb_io_args *a, __u16 sc, struct sock *sk, __u8 dir, long ret)
 {
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (dir == GB_DIR_SEND) {
+		if (ret <= 0) {
+			/* Nothing went: the next send still opens the message. */
+			struct gb_conn_state *c = a->start ? bpf_map_lookup_elem(&conn_map, &a->tuple) : NULL;
+			if (c)
+				c->start_pending = 1;
+			return;
+		}
+		if (a->conn.ctx.flags & GB_F_SAMPLED)
+			emit(NULL, &a->conn, a, sc, dir, ret, pid_tgid, a->ts, a->start);
+		return;
+	}
 	if (ret <= 0)
 		return;
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	/* Sends are stamped at enter (data handed to the kernel), receives at
-	 * exit (data arrived): a peer's span then always nests inside ours. */
-	__u64 now = dir == GB_DIR_SEND ? a->ts : bpf_ktime_get_ns();
+	/* Receives are stamped at exit (data arrived), sends at enter (data
+	 * handed to the kernel): a peer's span then always nests inside ours. */
+	__u64 now = bpf_ktime_get_ns();
 	struct gb_conn_state *c = conn_lookup_or_create(&a->tuple, sk);
 	if (!c)
 		return;
-	if (dir == GB_DIR_RECV)
-		track_message(c, &a->tuple, sk, dir, thread_state(pid_tgid, 1), pid_tgid, now);
-	emit(c, a, dir, ret, pid_tgid, now);
+	track_message(c, &a->tuple, sk, dir, thread_state(pid_tgid, 1), pid_tgid, now);
+	int start = c->start_pending;
+	c->start_pending = 0;
+	if (!(c->ctx.flags & GB_F_SAMPLED))
+		return; /* unsampled: the context still travels, nothing is reported */
+	struct gb_conn_view v;
+	view_conn(c, &v);
+	emit(c, &v, a, sc, dir, ret, pid_tgid, now, start);
 }
 
 /* A traced thread opened client connection `sk` (its local port is bound):

@@ -50,17 +50,32 @@ struct gb_conn_state {
 	__u16 _pad3;
 };
 
-/* Context this host will send on a flow: written by the send path of a client
- * connection when a request starts, read by sockops, which puts it on the
- * segments that carry the request's first byte and drops it once the peer
- * has acknowledged that byte. */
+/* Context this host will send on a flow: written in place by the send path
+ * of a client connection when a request starts (one entry per connection,
+ * from its first request to its close: no map update or delete per request),
+ * read by sockops, which puts it on the segments that carry the request's
+ * first byte and retires it once the peer has acknowledged that byte.
+ *
+ * `state` is one word, (start_seq << 32) | GB_FLOW_ACTIVE, so that:
+ *  - the writer sets it to 0 before it rewrites the ids and to the new value
+ *    after (atomic exchanges: ordered);
+ *  - a reader copies the ids between two reads of it and keeps them only if
+ *    the two are equal and active (never a half-written context on the wire);
+ *  - sockops retires it with a compare-and-swap, which cannot undo a newer
+ *    request's context written meanwhile. */
 struct gb_flow_ctx {
 	__u8 trace_id[16];
 	__u8 span_id[8];
 	__u8 sampled;
-	__u8 _pad[3];
-	__u32 start_seq; /* TCP sequence number of the request's first byte */
+	__u8 _pad[7];
+	__u64 state;
 };
+
+#define GB_FLOW_ACTIVE 1ULL
+#define GB_FLOW_SEQ(state) ((__u32)((state) >> 32)) /* TCP sequence number of the request's first byte */
+
+/* Keeps the compiler from moving memory accesses across it. */
+#define compiler_barrier() asm volatile("" ::: "memory")
 
 /* Context received from the peer on a flow: written by sockops when it parses
  * the option, consumed once by the first read of a request. Kept apart from
@@ -82,6 +97,16 @@ struct gb_thread_ctx {
 	__u8 _pad[6];
 };
 
+/* What an event says of its connection and exchange. */
+struct gb_conn_view {
+	struct gb_span_ctx ctx;
+	__u64 conn_id;
+	__u32 msg_seq;
+	__u16 events_lost;
+	__u8 role;
+	__u8 role_inferred;
+};
+
 /* Syscall arguments saved at enter, used at exit (task-local storage: no
  * hash update or delete per syscall, freed with the thread). */
 struct gb_io_args {
@@ -90,7 +115,11 @@ struct gb_io_args {
 	__u64 ts;      /* enter time: a send is stamped when its data is handed over */
 	struct gb_tuple tuple;
 	__u16 syscall; /* 0: nothing saved */
-	__u16 _pad;
+	__u8 start;    /* a send that opens a message */
+	__u8 _pad;
+	/* A send's connection as of its enter, when its message state moved:
+	 * its exit reports it without looking the connection up again. */
+	struct gb_conn_view conn;
 };
 
 struct {
@@ -173,6 +202,15 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } root_sampling SEC(".maps") __weak;
+
+/* When each CPU last forced a ring-buffer wakeup (see wakeup_flag). */
+#define GB_WAKEUP_GAP_NS 1000000ULL
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} last_wakeup SEC(".maps") __weak;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -8,8 +8,8 @@
  *    record the connection's role (active = client, passive = server);
  *  - HDR_OPT_LEN / WRITE_HDR_OPT: put the context from flow_context_map on
  *    the segments that carry the first byte of its request (retransmits
- *    too), until the peer acknowledges that byte; then drop it, so the rest
- *    of a long request costs no option space, writes or parsing;
+ *    too), until the peer acknowledges that byte; then retire it, so the
+ *    rest of a long request costs no option space, writes or parsing;
  *  - PARSE_HDR_OPT: validate the peer's option, store it in peer_context_map;
  *  - STATE (TCP_CLOSE): drop the flow's entries and tell the agent.
  */
@@ -72,19 +72,25 @@ static __always_inline int seq_before(__u32 a, __u32 b)
 
 /* The context to send on this flow while the peer may still lack it: until
  * the first byte of its request is acknowledged (the peer parses options
- * before it acknowledges), then the entry goes. */
-static __always_inline struct gb_flow_ctx *context_to_send(struct bpf_sock_ops *s, struct gb_tuple *t)
+ * before it acknowledges); then it is retired. `*state` is the state word
+ * the context was valid under (see struct gb_flow_ctx). */
+static __always_inline struct gb_flow_ctx *context_to_send(struct bpf_sock_ops *s, __u64 *state)
 {
 	if (!s->is_fullsock)
 		return NULL;
-	tuple_from_skops(s, t);
-	struct gb_flow_ctx *fc = bpf_map_lookup_elem(&flow_context_map, t);
+	struct gb_tuple t = {};
+	tuple_from_skops(s, &t);
+	struct gb_flow_ctx *fc = bpf_map_lookup_elem(&flow_context_map, &t);
 	if (!fc)
 		return NULL;
-	if (seq_before(fc->start_seq, s->snd_una)) {
-		bpf_map_delete_elem(&flow_context_map, t);
+	__u64 st = *(volatile __u64 *)&fc->state;
+	if (!(st & GB_FLOW_ACTIVE))
+		return NULL;
+	if (seq_before(GB_FLOW_SEQ(st), s->snd_una)) {
+		__sync_val_compare_and_swap(&fc->state, st, st & ~GB_FLOW_ACTIVE);
 		return NULL;
 	}
+	*state = st;
 	return fc;
 }
 
@@ -93,11 +99,11 @@ static __always_inline struct gb_flow_ctx *context_to_send(struct bpf_sock_ops *
  * those hold the request's first byte is known only when it is written. */
 static __always_inline void reserve_option(struct bpf_sock_ops *s)
 {
-	struct gb_tuple t = {};
-	if (!context_to_send(s, &t))
-		return;
 	if (!(s->args[0] & BPF_WRITE_HDR_TCP_CURRENT_MSS) && s->skb_len == 0)
 		return; /* a pure ACK or FIN carries no request byte */
+	__u64 state;
+	if (!context_to_send(s, &state))
+		return;
 	if (bpf_reserve_hdr_opt(s, GB_TCP_OPT_LEN, 0) != 0)
 		count(GB_CNT_OPT_RESERVE_FAILED);
 }
@@ -119,16 +125,20 @@ static __always_inline int segment_holds(struct bpf_sock_ops *s, __u32 seq)
 
 static __always_inline void write_option(struct bpf_sock_ops *s)
 {
-	struct gb_tuple t = {};
-	struct gb_flow_ctx *fc = context_to_send(s, &t);
-	if (!fc || !segment_holds(s, fc->start_seq))
+	__u64 state;
+	struct gb_flow_ctx *fc = context_to_send(s, &state);
+	if (!fc || !segment_holds(s, GB_FLOW_SEQ(state)))
 		return; /* the reserved space stays NOPs */
 	struct tcp_int_opt opt = {};
 	opt.kind = GB_TCP_OPT_KIND;
 	opt.len = GB_TCP_OPT_LEN;
 	opt.exid = bpf_htons(fc->sampled ? GB_EXID_SAMPLED : GB_EXID_UNSAMPLED);
+	compiler_barrier();
 	__builtin_memcpy(opt.trace_id, fc->trace_id, 16);
 	__builtin_memcpy(opt.span_id, fc->span_id, 8);
+	compiler_barrier();
+	if (*(volatile __u64 *)&fc->state != state)
+		return; /* rewritten for a newer request meanwhile: not this segment's */
 	if (bpf_store_hdr_opt(s, &opt, sizeof(opt), 0) == 0)
 		count(GB_CNT_OPT_WRITTEN);
 	else

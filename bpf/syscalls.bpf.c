@@ -82,9 +82,9 @@ static __always_inline int on_enter(__u16 sc, __u8 dir, long fd, __u64 buf, __u6
 
 static __always_inline int on_exit(__u16 sc, __u8 dir, long ret)
 {
-	struct gb_io_args a;
-	if (take_io_args(sc, &a))
-		finish_io(&a, kernel_ptr(struct sock, a.sk), dir, ret);
+	struct gb_io_args *a = take_io_args(sc);
+	if (a)
+		finish_io(a, sc, kernel_ptr(struct sock, a->sk), dir, ret);
 	return 0;
 }
 
@@ -108,10 +108,10 @@ static __always_inline int on_enter_connect(long fd)
 
 static __always_inline int on_exit_connect(long ret)
 {
-	struct gb_io_args a;
-	if (!take_io_args(GB_SC_CONNECT, &a) || (ret != 0 && ret != -EINPROGRESS))
+	struct gb_io_args *a = take_io_args(GB_SC_CONNECT);
+	if (!a || (ret != 0 && ret != -EINPROGRESS))
 		return 0;
-	remember_opener(kernel_ptr(struct sock, a.sk)); /* the local port is bound by now */
+	remember_opener(kernel_ptr(struct sock, a->sk)); /* the local port is bound by now */
 	return 0;
 }
 

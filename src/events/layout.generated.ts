@@ -314,7 +314,8 @@ export const ENUMS = {
     "GB_CNT_OPT_UNTRUSTED": 12,
     "GB_CNT_ROOTS_SAMPLED": 13,
     "GB_CNT_ROOTS_UNSAMPLED": 14,
-    "GB_CNT__MAX": 15
+    "GB_CNT_WAKEUPS": 15,
+    "GB_CNT__MAX": 16
   }
 } as const;
 

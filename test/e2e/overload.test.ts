@@ -9,6 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import os from 'node:os';
 import path from 'node:path';
 import { Lab } from '../support/lab';
 import { serverAndClientLab } from '../support/agent-round';
@@ -28,9 +29,11 @@ test('a full ring buffer: loss counted exactly, reported, charged to incomplete 
   let log = '';
   agent.stdout?.on('data', (d) => (log += d));
   await Lab.waitFor(agent, /"msg":"attached"/, 20_000, 'agent');
+  const attachedAt = Date.now();
 
   // The storm runs on the server host, in the traced cgroup, beside the HTTP server.
   const storm = env.lab.spawnIn(env.server, 'storm', loop, ['tcp', '3000000']);
+  const stormStarted = Date.now();
   const http = env.lab.spawnIn(env.client, 'client', process.execPath, [path.join(SERVICES_DIR, 'load-client.js')], {
     TARGET: `http://${env.server.ip}:8080`,
     N: '300',
@@ -39,6 +42,7 @@ test('a full ring buffer: loss counted exactly, reported, charged to incomplete 
   await new Promise((r) => http.once('exit', r));
   const statsDuringStorm = log.split('\n').filter((l) => l.includes('"msg":"stats"')).length;
   await Lab.stop(storm);
+  const stormMs = Date.now() - stormStarted;
   await new Promise((r) => setTimeout(r, 1500));
   // The agent's own metrics, scraped the way Prometheus would.
   const metricsPort = JSON.parse(log.split('\n').find((l) => l.includes('"msg":"metrics endpoint"')) ?? '{}').port;
@@ -56,7 +60,8 @@ test('a full ring buffer: loss counted exactly, reported, charged to incomplete 
   const charged = incomplete.reduce((a, s) => a + Number(s.attributes['gearbox.events_lost']), 0);
   t.diagnostic(
     `kernel sent ${kernel.events_sent}, lost ${kernel.events_lost}; agent read ${detached.records} records; ${warnings.length} loss warnings (${totalWarned} events); ` +
-      `${env.receiver.spans.length} spans, ${incomplete.length} marked incomplete (${charged} lost events charged, ${detached.correlator?.lostUnattributed} after their span was sent); stop took ${stopMs} ms; ${statsDuringStorm} stats lines during the storm`,
+      `${env.receiver.spans.length} spans, ${incomplete.length} marked incomplete (${charged} lost events charged, ${detached.correlator?.lostUnattributed} after their span was sent); stop took ${stopMs} ms; ${statsDuringStorm} stats lines during the storm; ` +
+      `${kernel.wakeups} wakeups forced over the ${stormMs} ms storm`,
   );
   t.diagnostic(`metrics: events_received ${metric('gearbox_events_received_total')}, events_lost ${metric('gearbox_events_lost_total')}, spans_incomplete ${metric('gearbox_spans_incomplete_total')}, rss ${metric('gearbox_process_resident_memory_bytes')}`);
   assert.equal(code, 0, 'the agent exits cleanly');
@@ -69,6 +74,13 @@ test('a full ring buffer: loss counted exactly, reported, charged to incomplete 
   assert.ok(stopMs < 10_000, `stop took ${stopMs} ms`);
   assert.ok(statsDuringStorm >= 1, 'the agent kept logging its stats during the storm');
   assert.ok(kernel.events_lost > 1000, `the storm should overflow a 64 KiB ring buffer (lost ${kernel.events_lost})`);
+  // The backlog stays above the wakeup mark for the whole storm: a wakeup
+  // (an interrupt, a hypervisor exit in a VM) on every submit would cost
+  // the traced process microseconds per call. At most one per ms per CPU,
+  // and some, or the agent would only drain on its poll timer.
+  assert.ok(kernel.wakeups > 0, 'the agent is woken when a lot is queued');
+  const attachedMs = Date.now() - attachedAt;
+  assert.ok(kernel.wakeups <= (attachedMs + 100) * os.availableParallelism(), `wakeups are rate-limited (${kernel.wakeups} in the ${attachedMs} ms the agent was attached)`);
   assert.equal(detached.records, kernel.events_sent, 'every event the kernel submitted was read: loss is only what the kernel counted');
   // A 64 KiB ring wraps every few hundred records: the records that run past
   // its end (put together from its two ends) must decode like the rest.
