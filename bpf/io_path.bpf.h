@@ -126,8 +126,6 @@ static __always_inline void start_server_span(struct gb_conn_state *c, struct gb
 	ts->dispatch_queued = 1;
 }
 
-static __always_inline __u64 wakeup_flag(__u64 now);
-
 /* Opens pipelined request k on server connection `sc`: it arrived in the same
  * read as the request before it, so it has no data event of its own. Its ids
  * derive from the first request's the way the client's agent derives its
@@ -400,27 +398,6 @@ static __always_inline __u8 count_pipelined(const __u8 *p, __u64 n)
 		(void)d;
 	}
 	return more;
-}
-
-/* Whether this submit wakes the agent: only when a lot is queued (it drains
- * on its own poll timer otherwise), and then at most once per
- * GB_WAKEUP_GAP_NS per CPU. A wakeup is an interrupt the CPU sends itself,
- * which in a virtual machine is an exit to the hypervisor (~2 us): forcing
- * one on every submit while the agent is busy draining (so the backlog stays
- * above the mark) cost a third of a traced request/response loop's time. */
-static __always_inline __u64 wakeup_flag(__u64 now)
-{
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) < gb_cfg.ringbuf_wakeup_bytes)
-		return BPF_RB_NO_WAKEUP;
-	__u32 zero = 0;
-	__u64 *last = bpf_map_lookup_elem(&last_wakeup, &zero);
-	if (last) {
-		if (now - *last < GB_WAKEUP_GAP_NS)
-			return BPF_RB_NO_WAKEUP;
-		*last = now;
-	}
-	count(GB_CNT_WAKEUPS);
-	return BPF_RB_FORCE_WAKEUP;
 }
 
 /* Copies up to `max` bytes of [start, end) of the task's memory. */

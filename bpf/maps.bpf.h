@@ -255,6 +255,27 @@ static __always_inline void count(__u32 idx)
 		*v += 1;
 }
 
+/* Whether this submit wakes the agent: only when a lot is queued (it drains
+ * on its own poll timer otherwise), and then at most once per
+ * GB_WAKEUP_GAP_NS per CPU. A wakeup is an interrupt the CPU sends itself,
+ * which in a virtual machine is an exit to the hypervisor (~2 us): forcing
+ * one on every submit while the agent is busy draining (so the backlog stays
+ * above the mark) cost a third of a traced request/response loop's time. */
+static __always_inline __u64 wakeup_flag(__u64 now)
+{
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) < gb_cfg.ringbuf_wakeup_bytes)
+		return BPF_RB_NO_WAKEUP;
+	__u32 zero = 0;
+	__u64 *last = bpf_map_lookup_elem(&last_wakeup, &zero);
+	if (last) {
+		if (now - *last < GB_WAKEUP_GAP_NS)
+			return BPF_RB_NO_WAKEUP;
+		*last = now;
+	}
+	count(GB_CNT_WAKEUPS);
+	return BPF_RB_FORCE_WAKEUP;
+}
+
 static __always_inline void random_bytes(__u8 *dst, int n)
 {
 	/* n is a compile-time multiple of 4 */

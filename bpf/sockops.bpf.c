@@ -286,9 +286,10 @@ static __always_inline void on_close(struct bpf_sock_ops *s)
 			ev->msg_seq = c->msg_seq;
 			ev->conn_id = c->conn_id;
 			ev->conn_lost = c->events_lost;
-			ev->ts_ns = bpf_ktime_get_ns();
+			__u64 now = bpf_ktime_get_ns();
+			ev->ts_ns = now;
 			ev->tuple = t;
-			bpf_ringbuf_submit(ev, 0);
+			bpf_ringbuf_submit(ev, wakeup_flag(now)); /* the agent's poll timer picks it up */
 			count(GB_CNT_EVENTS_SENT);
 		} else {
 			count(GB_CNT_EVENTS_LOST);
