@@ -86,7 +86,8 @@ enum gb_counter {
 	GB_CNT_ROOTS_SAMPLED = 13,     /* new traces (root spans) this host decided to sample */
 	GB_CNT_ROOTS_UNSAMPLED = 14,   /* ... and not to sample */
 	GB_CNT_WAKEUPS = 15,           /* ring-buffer wakeups forced (at most one per millisecond per CPU) */
-	GB_CNT__MAX = 16,
+	GB_CNT_ROOTS_CAPPED = 16,      /* new traces the ratio chose but the rate cap refused (counted unsampled too) */
+	GB_CNT__MAX = 17,
 };
 
 /* Five-tuple from this host's point of view. Addresses are IPv6; IPv4 is
@@ -168,6 +169,13 @@ struct gb_config {
 	__u16 ephemeral_hi;     /* connections whose handshake sockops never saw */
 	__u32 exclude_comms;    /* entries in excluded_comm_map (processes never traced) */
 	__u32 trust_peers;      /* 1: accept context only from addresses in trusted_peer_map */
+};
+
+/* The cap on new sampled traces (root_cap, set by the agent): a token
+ * bucket that refills at `per_second` and holds at most `burst`. */
+struct gb_root_cap {
+	__u64 per_second; /* 0: no cap */
+	__u64 burst;
 };
 
 /* Key of trusted_peer_map (an LPM trie): IPv4 as v4-mapped IPv6, prefix +96. */

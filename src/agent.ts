@@ -20,6 +20,7 @@ import type { BufferConfig, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Logger } from './log';
 import { AgentMetrics } from './export/agent-metrics';
 import { CpuBudget } from './overhead/cpu-budget';
+import { RootRateCap } from './overhead/root-rate-cap';
 import { setCpuPriority, type CpuPriority } from './overhead/cpu-priority';
 
 export interface AgentOptions {
@@ -71,6 +72,9 @@ export class Agent {
   records = 0;
   private lostReported = 0;
   private readonly budget: CpuBudget;
+  private readonly rootCap: RootRateCap;
+  /** The last reading the cap's cost per trace was measured from. */
+  private capReading?: { atMs: number; cpuMicros: number; traces: number };
   private lastShedLog = 0;
   private budgetReadAt = 0;
   private droppedAtReading = 0;
@@ -93,6 +97,7 @@ export class Agent {
       log: opts.log,
     });
     this.budget = new CpuBudget({ budgetCores: opts.maxCpuCores ?? 0, ceiling: opts.sampleRatio });
+    this.rootCap = new RootRateCap({ budgetCores: this.budget.enabled ? this.budget.budgetCores : 0 });
     this.scopeLock = new ScopeLock(opts.cgroupPath);
     this.resources = new ProcessResources(opts.resourceAttributes, opts.serviceNameFrom);
     this.pipeline = createSpanPipeline(opts.log, opts.exporter, opts.batch);
@@ -113,6 +118,7 @@ export class Agent {
     this.scopeLock.acquire();
     try {
       this.tracer.start();
+      this.tracer.setRootCap(this.rootCap.perSecond, this.rootCap.burst);
       // After loading: the verifier's work is not left to idle time.
       if (this.opts.cpuPriority === 'idle') setCpuPriority('idle');
     } catch (e) {
@@ -122,7 +128,7 @@ export class Agent {
     }
     if (this.opts.recordFile) this.recorder = new EventRecorder(this.opts.recordFile);
     this.opts.log.info(
-      { cgroup: this.opts.cgroupPath, scoped: this.opts.filterCgroup, hooks: this.tracer.hooks, sampleRatio: this.budget.ceiling, maxCpuCores: this.budget.budgetCores || undefined, cpuPriority: this.opts.cpuPriority ?? 'normal' },
+      { cgroup: this.opts.cgroupPath, scoped: this.opts.filterCgroup, hooks: this.tracer.hooks, sampleRatio: this.budget.ceiling, maxCpuCores: this.budget.budgetCores || undefined, maxNewTracesPerSecond: this.rootCap.perSecond || undefined, cpuPriority: this.opts.cpuPriority ?? 'normal' },
       'attached',
     );
     this.keepToBudget(Date.now()); // the first reading: a second from now the agent can tell
@@ -141,7 +147,7 @@ export class Agent {
       records: this.records,
       decodeErrors: this.decodeErrors,
       maps: this.tracer.mapOccupancy(),
-      sampling: { ratio: this.budget.ratio, configured: this.budget.ceiling, maxCpuCores: this.budget.budgetCores },
+      sampling: { ratio: this.budget.ratio, configured: this.budget.ceiling, maxCpuCores: this.budget.budgetCores, maxNewTracesPerSecond: this.rootCap.perSecond },
     };
   }
 
@@ -162,7 +168,9 @@ export class Agent {
     this.droppedAtReading = this.pipeline.exporter.stats.spansDropped;
     const dropped = this.droppedAtReading + this.lostReported;
     const before = this.budget.ratio;
-    const d = this.budget.update({ atMs: nowMs, cpuMicros: cpu.user + cpu.system, dropped });
+    const cpuMicros = cpu.user + cpu.system;
+    this.keepRootCap(nowMs, cpuMicros);
+    const d = this.budget.update({ atMs: nowMs, cpuMicros, dropped });
     if (!d) return;
     this.tracer.setRootSampling(d.ratio);
     const fields = { ratio: Number(d.ratio.toPrecision(3)), configured: this.budget.ceiling, agentCpuCores: Number(d.cpuCores.toFixed(3)), maxCpuCores: this.budget.budgetCores, dropped: d.dropped };
@@ -174,6 +182,18 @@ export class Agent {
     } else {
       this.opts.log.debug(fields, d.ratio < before ? 'sampling fewer new traces' : 'sampling more new traces');
     }
+  }
+
+  /** Moves the kernel's cap on new sampled traces with the measured cost of one (RootRateCap). */
+  private keepRootCap(nowMs: number, cpuMicros: number): void {
+    const traces = this.tracer.counters().roots_sampled ?? 0;
+    const prev = this.capReading;
+    this.capReading = { atMs: nowMs, cpuMicros, traces };
+    if (!prev) return;
+    const next = this.rootCap.observe(cpuMicros - prev.cpuMicros, traces - prev.traces, nowMs - prev.atMs);
+    if (next === undefined) return;
+    this.tracer.setRootCap(next, this.rootCap.burst);
+    this.opts.log.debug({ maxNewTracesPerSecond: next, agentCpuMicrosPerTrace: Math.round(this.rootCap.microsPerTrace) }, 'cap on new traces moved');
   }
 
   /** Drains what is left, exports every pending span, detaches. */

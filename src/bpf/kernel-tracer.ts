@@ -124,6 +124,7 @@ export class KernelTracer {
   private reader?: RingBufferReader;
   private countersFd = -1;
   private rootSamplingFd = -1;
+  private rootCapFd = -1;
   private readonly ncpu: number;
   /** The hook set in use once started. */
   hooks?: HookSet;
@@ -174,6 +175,7 @@ export class KernelTracer {
       this.setExcludedComms();
       this.setTrustedPeers();
       this.rootSamplingFd = lib.bpf_map__fd(this.map('root_sampling')) as number;
+      this.rootCapFd = lib.bpf_map__fd(this.map('root_cap')) as number;
       this.setRootSampling(this.opts.sampleRatio);
       this.attachAll();
       this.enableExistingConnections();
@@ -207,6 +209,21 @@ export class KernelTracer {
     }
   }
 
+  /**
+   * At most `perSecond` new sampled traces a second on this host, in bursts
+   * of at most `burst` (0: no cap); on top of the ratio.
+   */
+  setRootCap(perSecond: number, burst: number): void {
+    if (this.rootCapFd < 0) throw new KernelTracerError('root cap set before the BPF object was loaded');
+    const { size, fields } = STRUCTS.gb_root_cap;
+    const value = Buffer.alloc(size);
+    value.writeBigUInt64LE(BigInt(Math.max(0, Math.round(perSecond))), fields.per_second.offset);
+    value.writeBigUInt64LE(BigInt(Math.max(1, Math.round(burst))), fields.burst.offset);
+    if ((libbpf().bpf_map_update_elem(this.rootCapFd, Buffer.alloc(4), value, 0n) as number) !== 0) {
+      throw new KernelTracerError(`cannot set the cap on new traces (errno ${koffi.errno()})`);
+    }
+  }
+
   /** Sums the per-CPU counters map. */
   counters(): Record<string, number> {
     const lib = libbpf();
@@ -236,6 +253,7 @@ export class KernelTracer {
     this.obj = null;
     this.countersFd = -1;
     this.rootSamplingFd = -1;
+    this.rootCapFd = -1;
     if (this.cgroupFd >= 0) fs.closeSync(this.cgroupFd);
     this.cgroupFd = -1;
   }

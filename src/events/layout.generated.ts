@@ -250,6 +250,19 @@ export const STRUCTS = {
         "size": 16
       }
     }
+  },
+  "gb_root_cap": {
+    "size": 16,
+    "fields": {
+      "per_second": {
+        "offset": 0,
+        "size": 8
+      },
+      "burst": {
+        "offset": 8,
+        "size": 8
+      }
+    }
   }
 } as const;
 
@@ -315,7 +328,8 @@ export const ENUMS = {
     "GB_CNT_ROOTS_SAMPLED": 13,
     "GB_CNT_ROOTS_UNSAMPLED": 14,
     "GB_CNT_WAKEUPS": 15,
-    "GB_CNT__MAX": 16
+    "GB_CNT_ROOTS_CAPPED": 16,
+    "GB_CNT__MAX": 17
   }
 } as const;
 

@@ -1,0 +1,75 @@
+/**
+ * A cap on new sampled traces per second, from the CPU budget and what a
+ * trace costs the agent.
+ *
+ * The ratio (CpuBudget) follows the agent's measured CPU, so it lags: in the
+ * first second of a sudden overload the agent takes more work than it can do,
+ * and what it cannot do is spans dropped at the export queue or events lost at
+ * the ring buffer, that is, broken traces. The kernel enforces this cap at
+ * once, per GB_ROOT_SLOT_MS: at most `headroom` times the traces a second
+ * the budget pays for. It is a safety net above the ratio, which still does
+ * the fine control.
+ *
+ * What a trace costs is the agent's CPU over the new traces sampled, measured
+ * only while the agent is busy enough (half its budget) for its fixed costs
+ * (timers, stats) not to count; until then an assumed cost is used.
+ */
+
+export interface RootRateCapOptions {
+  /** The CPU budget, in cores; 0 means no cap. */
+  budgetCores: number;
+  /** Agent CPU per new sampled trace assumed before one is measured. */
+  assumedMicrosPerTrace?: number;
+  /** The cap is this many times what the budget pays for (default 1: more would let the agent sit above its budget). */
+  headroom?: number;
+}
+
+export const DEFAULT_ASSUMED_MICROS_PER_TRACE = 100;
+export const DEFAULT_HEADROOM = 1;
+/** Fewest new traces in an interval for a measured cost to count. */
+const MIN_TRACES = 50;
+const BURST_SECONDS = 0.25;
+const MIN_BURST = 64;
+
+export class RootRateCap {
+  /** The cap in force, new sampled traces per second (0: none). */
+  perSecond: number;
+  /** The cost the cap is computed from, µs of agent CPU per new sampled trace. */
+  microsPerTrace: number;
+  private readonly budgetCores: number;
+  private readonly headroom: number;
+
+  constructor(opts: RootRateCapOptions) {
+    this.budgetCores = opts.budgetCores;
+    this.headroom = opts.headroom ?? DEFAULT_HEADROOM;
+    this.microsPerTrace = opts.assumedMicrosPerTrace ?? DEFAULT_ASSUMED_MICROS_PER_TRACE;
+    this.perSecond = this.capFor(this.microsPerTrace);
+  }
+
+  /**
+   * One interval's agent CPU (µs) and new sampled traces; returns the new
+   * cap when it moved by more than a fifth, else undefined.
+   */
+  observe(cpuMicros: number, traces: number, intervalMs: number): number | undefined {
+    if (this.budgetCores <= 0 || intervalMs <= 0 || traces < MIN_TRACES) return undefined;
+    const cores = cpuMicros / 1000 / intervalMs;
+    if (cores < 0.5 * this.budgetCores) return undefined;
+    // Spans of traces sampled in one interval are partly exported in the
+    // next, so one interval's ratio is noisy: smooth it.
+    this.microsPerTrace = 0.5 * this.microsPerTrace + 0.5 * (cpuMicros / traces);
+    const next = this.capFor(this.microsPerTrace);
+    if (Math.abs(next - this.perSecond) <= 0.2 * this.perSecond) return undefined;
+    this.perSecond = next;
+    return next;
+  }
+
+  /** Most new traces sampled at once (the bucket's size). */
+  get burst(): number {
+    return Math.max(MIN_BURST, Math.round(this.perSecond * BURST_SECONDS));
+  }
+
+  private capFor(microsPerTrace: number): number {
+    if (this.budgetCores <= 0) return 0;
+    return Math.max(1, Math.round((this.headroom * this.budgetCores * 1e6) / Math.max(1, microsPerTrace)));
+  }
+}

@@ -1,0 +1,49 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DEFAULT_ASSUMED_MICROS_PER_TRACE, RootRateCap } from '../../src/overhead/root-rate-cap';
+
+test('before any measurement the cap is what the budget pays for at the assumed cost; no budget, no cap', () => {
+  const cap = new RootRateCap({ budgetCores: 0.2 });
+  // 0.2 cores = 200,000 µs a second; at 100 µs a trace 2,000 traces.
+  assert.equal(DEFAULT_ASSUMED_MICROS_PER_TRACE, 100);
+  assert.equal(cap.perSecond, 2000);
+  assert.equal(new RootRateCap({ budgetCores: 0.2, headroom: 1.5 }).perSecond, 3000);
+  assert.equal(cap.burst, 500, 'bursts of a quarter second');
+  assert.equal(new RootRateCap({ budgetCores: 0.01 }).burst, 64, 'and never fewer than 64 at once');
+  const none = new RootRateCap({ budgetCores: 0 });
+  assert.equal(none.perSecond, 0);
+  assert.equal(none.observe(1e6, 10_000, 1000), undefined, 'no budget: never a cap');
+  assert.equal(none.perSecond, 0);
+});
+
+test('a busy agent measures its cost per trace, and the cap follows it (smoothed)', (t) => {
+  const cap = new RootRateCap({ budgetCores: 0.2 });
+  // The agent at 0.25 cores for 5,000 new traces a second: 50 µs a trace.
+  const caps: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    const next = cap.observe(250_000, 5000, 1000);
+    if (next !== undefined) caps.push(next);
+  }
+  t.diagnostic(`caps ${caps.join(', ')}; cost ${cap.microsPerTrace.toFixed(1)} µs`);
+  assert.ok(Math.abs(cap.microsPerTrace - 50) < 1, 'the measured cost converges on 50 µs');
+  assert.ok(Math.abs(cap.perSecond - 4000) <= 0.2 * 4000, `the cap converges on 0.2 cores / 50 µs = 4,000 (is ${cap.perSecond})`);
+  assert.ok(caps.length >= 1 && caps.length <= 3, 'the cap moves only when it changes by more than a fifth');
+});
+
+test('an idle or lightly loaded agent measures nothing: its fixed costs would make traces look dear', () => {
+  const cap = new RootRateCap({ budgetCores: 0.2 });
+  // 0.02 cores for 20 traces a second: 1,000 µs a trace if believed.
+  assert.equal(cap.observe(20_000, 20, 1000), undefined);
+  // 0.05 cores (a quarter of the budget) for 500 traces: still not busy.
+  assert.equal(cap.observe(50_000, 500, 1000), undefined);
+  // Busy, but too few traces to tell.
+  assert.equal(cap.observe(300_000, 10, 1000), undefined);
+  assert.equal(cap.perSecond, 2000, 'the assumed cost stands');
+});
+
+test('dearer traces lower the cap', () => {
+  const cap = new RootRateCap({ budgetCores: 0.5 });
+  for (let i = 0; i < 10; i++) cap.observe(600_000, 1000, 1000); // 600 µs a trace
+  assert.ok(Math.abs(cap.perSecond - 833) <= 0.2 * 833, `0.5 cores / 600 µs = 833 (is ${cap.perSecond})`);
+  assert.ok(cap.perSecond >= 1);
+});
