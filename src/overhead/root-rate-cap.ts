@@ -10,9 +10,12 @@
  * the budget pays for. It is a safety net above the ratio, which still does
  * the fine control.
  *
- * What a trace costs is the agent's CPU over the new traces sampled, measured
- * only while the agent is busy enough (half its budget) for its fixed costs
- * (timers, stats) not to count; until then an assumed cost is used.
+ * What a trace costs is the agent's CPU over the new traces sampled in a
+ * window of 5 s (export comes in batches, so one second is too noisy: at
+ * ~1,000 requests a second a one-second estimate was off by 2x and the cap
+ * shed 5 % of them), counted only when the agent was busy enough over it
+ * (half its budget) for its fixed costs (timers, stats) not to count; until
+ * then an assumed cost is used.
  */
 
 export interface RootRateCapOptions {
@@ -26,8 +29,9 @@ export interface RootRateCapOptions {
 
 export const DEFAULT_ASSUMED_MICROS_PER_TRACE = 100;
 export const DEFAULT_HEADROOM = 1;
-/** Fewest new traces in an interval for a measured cost to count. */
-const MIN_TRACES = 50;
+/** Fewest new traces in a window for a measured cost to count. */
+const MIN_TRACES = 250;
+export const COST_WINDOW_MS = 5000;
 const BURST_SECONDS = 0.25;
 const MIN_BURST = 64;
 
@@ -38,6 +42,8 @@ export class RootRateCap {
   microsPerTrace: number;
   private readonly budgetCores: number;
   private readonly headroom: number;
+  /** The window being summed: CPU (µs), new traces, milliseconds. */
+  private window = { cpuMicros: 0, traces: 0, ms: 0 };
 
   constructor(opts: RootRateCapOptions) {
     this.budgetCores = opts.budgetCores;
@@ -47,16 +53,21 @@ export class RootRateCap {
   }
 
   /**
-   * One interval's agent CPU (µs) and new sampled traces; returns the new
-   * cap when it moved by more than a fifth, else undefined.
+   * One interval's agent CPU (µs) and new sampled traces; once a window is
+   * full, returns the new cap when it moved by more than a fifth, else
+   * undefined.
    */
   observe(cpuMicros: number, traces: number, intervalMs: number): number | undefined {
-    if (this.budgetCores <= 0 || intervalMs <= 0 || traces < MIN_TRACES) return undefined;
-    const cores = cpuMicros / 1000 / intervalMs;
-    if (cores < 0.5 * this.budgetCores) return undefined;
-    // Spans of traces sampled in one interval are partly exported in the
-    // next, so one interval's ratio is noisy: smooth it.
-    this.microsPerTrace = 0.5 * this.microsPerTrace + 0.5 * (cpuMicros / traces);
+    if (this.budgetCores <= 0 || intervalMs <= 0) return undefined;
+    const w = this.window;
+    w.cpuMicros += cpuMicros;
+    w.traces += traces;
+    w.ms += intervalMs;
+    if (w.ms < COST_WINDOW_MS) return undefined;
+    this.window = { cpuMicros: 0, traces: 0, ms: 0 };
+    const cores = w.cpuMicros / 1000 / w.ms;
+    if (w.traces < MIN_TRACES || cores < 0.5 * this.budgetCores) return undefined;
+    this.microsPerTrace = 0.5 * this.microsPerTrace + 0.5 * (w.cpuMicros / w.traces);
     const next = this.capFor(this.microsPerTrace);
     if (Math.abs(next - this.perSecond) <= 0.2 * this.perSecond) return undefined;
     this.perSecond = next;
