@@ -118,7 +118,7 @@ export function buildCli(): Command {
         .env('GEARBOX_HOOKS'),
     )
     .addOption(
-      new Option('--max-cpu <cores>', 'CPU the agent may use on average, in cores; above it, fewer new traces are sampled (whole traces), and more again once there is room (0: no limit)')
+      new Option('--max-cpu <cores>', 'CPU the agent may use on average, in cores; above it, fewer new traces are sampled (whole traces), and more again once there is room; new traces are also capped in the kernel at what the budget pays for, so a sudden load is held at once (0: no limit)')
         .default(defaultMaxCpu(cpus), `a tenth of this machine's ${cpus} CPUs`)
         .env('GEARBOX_MAX_CPU')
         .argParser(nonNegativeNumber('--max-cpu')),
