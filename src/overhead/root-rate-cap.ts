@@ -6,9 +6,10 @@
  * first second of a sudden overload the agent takes more work than it can do,
  * and what it cannot do is spans dropped at the export queue or events lost at
  * the ring buffer, that is, broken traces. The kernel enforces this cap at
- * once, per GB_ROOT_SLOT_MS: at most `headroom` times the traces a second
- * the budget pays for. It is a safety net above the ratio, which still does
- * the fine control.
+ * once, as a token bucket (root_cap): at most the traces a second the budget
+ * pays for (times `headroom`, 1 by default), in bursts of at most a quarter
+ * second's worth (so that a short burst at low load is not cut). It is a
+ * safety net above the ratio, which still does the fine control.
  *
  * What a trace costs is the agent's CPU over the new traces sampled in a
  * window of 5 s (export comes in batches, so one second is too noisy: at
