@@ -201,12 +201,9 @@ export class KernelTracer {
    * the decision carried in the option.
    */
   setRootSampling(ratio: number): void {
-    if (this.rootSamplingFd < 0) throw new KernelTracerError('root sampling set before the BPF object was loaded');
     const threshold = Buffer.alloc(8);
     threshold.writeBigUInt64LE(BigInt(Math.round(Math.min(1, Math.max(0, ratio)) * 2 ** 32)));
-    if ((libbpf().bpf_map_update_elem(this.rootSamplingFd, Buffer.alloc(4), threshold, 0n) as number) !== 0) {
-      throw new KernelTracerError(`cannot set the root sampling ratio (errno ${koffi.errno()})`);
-    }
+    setOnlyEntry(this.rootSamplingFd, threshold, 'the root sampling ratio');
   }
 
   /**
@@ -214,14 +211,11 @@ export class KernelTracer {
    * of at most `burst` (0: no cap); on top of the ratio.
    */
   setRootCap(perSecond: number, burst: number): void {
-    if (this.rootCapFd < 0) throw new KernelTracerError('root cap set before the BPF object was loaded');
     const { size, fields } = STRUCTS.gb_root_cap;
     const value = Buffer.alloc(size);
     value.writeBigUInt64LE(BigInt(Math.max(0, Math.round(perSecond))), fields.per_second.offset);
     value.writeBigUInt64LE(BigInt(Math.max(1, Math.round(burst))), fields.burst.offset);
-    if ((libbpf().bpf_map_update_elem(this.rootCapFd, Buffer.alloc(4), value, 0n) as number) !== 0) {
-      throw new KernelTracerError(`cannot set the cap on new traces (errno ${koffi.errno()})`);
-    }
+    setOnlyEntry(this.rootCapFd, value, 'the cap on new traces');
   }
 
   /** Sums the per-CPU counters map. */
@@ -451,5 +445,13 @@ export class KernelTracer {
       }
       this.links.push(link);
     }
+  }
+}
+
+/** Writes the one entry of array map `fd` (a setting the agent changes while it runs, named `what`). */
+function setOnlyEntry(fd: number, value: Buffer, what: string): void {
+  if (fd < 0) throw new KernelTracerError(`${what} set before the BPF object was loaded`);
+  if ((libbpf().bpf_map_update_elem(fd, Buffer.alloc(4), value, 0n) as number) !== 0) {
+    throw new KernelTracerError(`cannot set ${what} (errno ${koffi.errno()})`);
   }
 }
