@@ -73,8 +73,6 @@ export class Agent {
   private lostReported = 0;
   private readonly budget: CpuBudget;
   private readonly rootCap: RootRateCap;
-  /** The last reading the cap's cost per trace was measured from. */
-  private capReading?: { atMs: number; cpuMicros: number; traces: number };
   private lastShedLog = 0;
   private budgetReadAt = 0;
   private droppedAtReading = 0;
@@ -186,11 +184,7 @@ export class Agent {
 
   /** Moves the kernel's cap on new sampled traces with the measured cost of one (RootRateCap). */
   private keepRootCap(nowMs: number, cpuMicros: number): void {
-    const traces = this.tracer.counters().roots_sampled ?? 0;
-    const prev = this.capReading;
-    this.capReading = { atMs: nowMs, cpuMicros, traces };
-    if (!prev) return;
-    const next = this.rootCap.observe(cpuMicros - prev.cpuMicros, traces - prev.traces, nowMs - prev.atMs);
+    const next = this.rootCap.observe({ atMs: nowMs, cpuMicros, traces: this.tracer.counters().roots_sampled ?? 0 });
     if (next === undefined) return;
     this.tracer.setRootCap(next, this.rootCap.burst);
     this.opts.log.debug({ maxNewTracesPerSecond: next, agentCpuMicrosPerTrace: Math.round(this.rootCap.microsPerTrace) }, 'cap on new traces moved');

@@ -28,6 +28,13 @@ export interface RootRateCapOptions {
   headroom?: number;
 }
 
+/** Cumulative readings: CPU time used, and new traces sampled, so far. */
+export interface CapReading {
+  atMs: number;
+  cpuMicros: number;
+  traces: number;
+}
+
 export const DEFAULT_ASSUMED_MICROS_PER_TRACE = 100;
 export const DEFAULT_HEADROOM = 1;
 /** Fewest new traces in a window for a measured cost to count. */
@@ -45,6 +52,7 @@ export class RootRateCap {
   private readonly headroom: number;
   /** The window being summed: CPU (µs), new traces, milliseconds. */
   private window = { cpuMicros: 0, traces: 0, ms: 0 };
+  private last?: CapReading;
 
   constructor(opts: RootRateCapOptions) {
     this.budgetCores = opts.budgetCores;
@@ -54,16 +62,17 @@ export class RootRateCap {
   }
 
   /**
-   * One interval's agent CPU (µs) and new sampled traces; once a window is
-   * full, returns the new cap when it moved by more than a fifth, else
-   * undefined.
+   * Takes a reading; once a window is full, returns the new cap when it
+   * moved by more than a fifth, else undefined.
    */
-  observe(cpuMicros: number, traces: number, intervalMs: number): number | undefined {
-    if (this.budgetCores <= 0 || intervalMs <= 0) return undefined;
+  observe(r: CapReading): number | undefined {
+    const prev = this.last;
+    this.last = r;
+    if (this.budgetCores <= 0 || !prev || r.atMs <= prev.atMs) return undefined;
     const w = this.window;
-    w.cpuMicros += cpuMicros;
-    w.traces += traces;
-    w.ms += intervalMs;
+    w.cpuMicros += r.cpuMicros - prev.cpuMicros;
+    w.traces += r.traces - prev.traces;
+    w.ms += r.atMs - prev.atMs;
     if (w.ms < COST_WINDOW_MS) return undefined;
     this.window = { cpuMicros: 0, traces: 0, ms: 0 };
     const cores = w.cpuMicros / 1000 / w.ms;

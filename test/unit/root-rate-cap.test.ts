@@ -2,22 +2,38 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_ASSUMED_MICROS_PER_TRACE, RootRateCap } from '../../src/overhead/root-rate-cap';
 
+/** A cap fed interval by interval (it takes cumulative readings, as the agent reads them). */
+function capWith(opts: ConstructorParameters<typeof RootRateCap>[0]) {
+  const cap = new RootRateCap(opts);
+  const read = cap.observe.bind(cap);
+  const total = { atMs: 0, cpuMicros: 0, traces: 0 };
+  read({ ...total });
+  /** One interval's agent CPU (µs), new sampled traces and length (ms). */
+  const observe = (cpuMicros: number, traces: number, intervalMs: number) => {
+    total.atMs += intervalMs;
+    total.cpuMicros += cpuMicros;
+    total.traces += traces;
+    return read({ ...total });
+  };
+  return Object.assign(cap, { observe });
+}
+
 test('before any measurement the cap is what the budget pays for at the assumed cost; no budget, no cap', () => {
-  const cap = new RootRateCap({ budgetCores: 0.2 });
+  const cap = capWith({ budgetCores: 0.2 });
   // 0.2 cores = 200,000 µs a second; at 100 µs a trace 2,000 traces.
   assert.equal(DEFAULT_ASSUMED_MICROS_PER_TRACE, 100);
   assert.equal(cap.perSecond, 2000);
   assert.equal(new RootRateCap({ budgetCores: 0.2, headroom: 1.5 }).perSecond, 3000);
   assert.equal(cap.burst, 500, 'bursts of a quarter second');
   assert.equal(new RootRateCap({ budgetCores: 0.01 }).burst, 64, 'and never fewer than 64 at once');
-  const none = new RootRateCap({ budgetCores: 0 });
+  const none = capWith({ budgetCores: 0 });
   assert.equal(none.perSecond, 0);
   assert.equal(none.observe(1e6, 10_000, 1000), undefined, 'no budget: never a cap');
   assert.equal(none.perSecond, 0);
 });
 
 test('a busy agent measures its cost per trace over 5-s windows, and the cap follows it (smoothed)', (t) => {
-  const cap = new RootRateCap({ budgetCores: 0.2 });
+  const cap = capWith({ budgetCores: 0.2 });
   // The agent at 0.25 cores for 5,000 new traces a second: 50 µs a trace.
   const caps: number[] = [];
   for (let i = 0; i < 4; i++) assert.equal(cap.observe(250_000, 5000, 1000), undefined, 'nothing before a whole window');
@@ -32,7 +48,7 @@ test('a busy agent measures its cost per trace over 5-s windows, and the cap fol
 });
 
 test('an idle or lightly loaded agent measures nothing: its fixed costs would make traces look dear', () => {
-  const cap = new RootRateCap({ budgetCores: 0.2 });
+  const cap = capWith({ budgetCores: 0.2 });
   // 0.02 cores for 20 traces a second: 1,000 µs a trace if believed.
   for (let i = 0; i < 5; i++) assert.equal(cap.observe(20_000, 20, 1000), undefined);
   // 0.05 cores (a quarter of the budget) for 500 traces a second: still not busy.
@@ -43,14 +59,14 @@ test('an idle or lightly loaded agent measures nothing: its fixed costs would ma
 });
 
 test('dearer traces lower the cap', () => {
-  const cap = new RootRateCap({ budgetCores: 0.5 });
+  const cap = capWith({ budgetCores: 0.5 });
   for (let i = 0; i < 50; i++) cap.observe(600_000, 1000, 1000); // 600 µs a trace
   assert.ok(Math.abs(cap.perSecond - 833) <= 0.2 * 833, `0.5 cores / 600 µs = 833 (is ${cap.perSecond})`);
   assert.ok(cap.perSecond >= 1);
 });
 
 test('one noisy second does not move the cap: the window averages it out', () => {
-  const cap = new RootRateCap({ budgetCores: 0.2 });
+  const cap = capWith({ budgetCores: 0.2 });
   // ~1,000 traces a second at ~100 µs each, one second with an export burst
   // (three times the CPU): the window's cost is 140 µs, not 300.
   const seconds = [100_000, 100_000, 300_000, 100_000, 100_000];
