@@ -89,17 +89,34 @@ static __always_inline void forget_conn_request(struct gb_conn_state *c)
 	pending_forget(thread_state(c->pending_owner, 0), c->pending_owner, c->pending_idx);
 }
 
+/* The context the peer sent with this request, if it is not consumed yet
+ * (see struct gb_peer_ctx for the protocol): into ctx's trace and parent. */
+static __always_inline int take_peer_context(struct gb_tuple *t, struct gb_span_ctx *ctx)
+{
+	struct gb_peer_ctx *pc = bpf_map_lookup_elem(&peer_context_map, t);
+	if (!pc)
+		return 0;
+	__u32 gen = *(volatile __u32 *)&pc->gen;
+	if ((gen & 1) || gen == pc->consumed_gen)
+		return 0;
+	compiler_barrier();
+	__builtin_memcpy(ctx->trace_id, pc->trace_id, 16);
+	__builtin_memcpy(ctx->parent_span_id, pc->span_id, 8);
+	__u8 sampled = pc->sampled;
+	compiler_barrier();
+	if (*(volatile __u32 *)&pc->gen != gen)
+		return 0; /* a newer context is being written: not this request's */
+	pc->consumed_gen = gen;
+	ctx->flags = GB_F_HAS_PARENT | GB_F_REMOTE_PARENT | (sampled ? GB_F_SAMPLED : 0);
+	return 1;
+}
+
 static __always_inline void start_server_span(struct gb_conn_state *c, struct gb_tuple *t, struct gb_thread_state *ts,
 					      __u64 pid_tgid)
 {
 	struct gb_span_ctx ctx = {};
 	new_span_id(ctx.span_id);
-	struct gb_peer_ctx *pc = bpf_map_lookup_elem(&peer_context_map, t);
-	if (pc && !pc->consumed) {
-		__builtin_memcpy(ctx.trace_id, pc->trace_id, 16);
-		__builtin_memcpy(ctx.parent_span_id, pc->span_id, 8);
-		ctx.flags = GB_F_HAS_PARENT | GB_F_REMOTE_PARENT | (pc->sampled ? GB_F_SAMPLED : 0);
-		pc->consumed = 1;
+	if (take_peer_context(t, &ctx)) {
 		count(GB_CNT_CTX_ADOPTED);
 	} else {
 		new_trace_id(ctx.trace_id);
@@ -117,13 +134,10 @@ static __always_inline void start_server_span(struct gb_conn_state *c, struct gb
 	struct gb_thread_ctx tc = {};
 	thread_ctx_set(&tc, ctx.trace_id, ctx.span_id, ctx.flags);
 	ts->current = tc;
-	ts->dispatch = tc;
 	forget_conn_request(c); /* the previous request on this connection is done */
 	c->pending_owner = pid_tgid;
-	c->pending_idx = pending_push(ts, pid_tgid, &tc);
+	c->pending_idx = pending_push(ts, pid_tgid, &tc); /* it becomes `dispatch` */
 	c->pending_valid = 1;
-	ts->dispatch_idx = c->pending_idx;
-	ts->dispatch_queued = 1;
 }
 
 /* Opens pipelined request k on server connection `sc`: it arrived in the same
@@ -175,8 +189,8 @@ static __always_inline void start_pipelined_request(struct gb_conn_state *sc, st
 	struct gb_thread_ctx tc = {};
 	thread_ctx_set(&tc, ctx.trace_id, ctx.span_id, ctx.flags);
 	ts->current = tc;
+	pending_spill(ts, pid_tgid);
 	ts->dispatch = tc;
-	ts->dispatch_queued = 0;
 	ts->last_event = GB_TE_SERVER_READ;
 }
 
@@ -184,10 +198,14 @@ static __always_inline void start_pipelined_request(struct gb_conn_state *sc, st
  * calls downstream (or connects to): it is working on the next of them. */
 static __always_inline void next_pipelined_request(struct gb_thread_state *ts, __u64 pid_tgid)
 {
-	if (!ts)
+	if (!ts || !ts->pipelined)
 		return;
 	struct gb_conn_state *sc = bpf_map_lookup_elem(&conn_map, &ts->server_tuple);
-	if (sc && sc->role == GB_ROLE_SERVER && sc->pipelined_left > 0 && sc->last_dir == GB_DIR_SEND)
+	if (!sc || sc->role != GB_ROLE_SERVER || sc->pipelined_left == 0) {
+		ts->pipelined = 0;
+		return;
+	}
+	if (sc->last_dir == GB_DIR_SEND)
 		start_pipelined_request(sc, &ts->server_tuple, ts, pid_tgid);
 }
 
@@ -221,7 +239,9 @@ static __always_inline void start_client_span(struct gb_conn_state *c, struct gb
 	new_span_id(ctx.span_id);
 	/* Which request this is for: see the rule in thread_state.bpf.h. */
 	struct gb_thread_ctx parent = {};
-	struct gb_thread_ctx *tc = bpf_map_lookup_elem(&connect_ctx_map, t);
+	/* The context of the request that opened the connection is for its
+	 * first request (the first or, after a greeting, second message). */
+	struct gb_thread_ctx *tc = c->msg_seq <= 2 ? bpf_map_lookup_elem(&connect_ctx_map, t) : NULL;
 	if (tc) {
 		parent = *tc;
 		bpf_map_delete_elem(&connect_ctx_map, t);
@@ -230,8 +250,8 @@ static __always_inline void start_client_span(struct gb_conn_state *c, struct gb
 		tc = &parent;
 	}
 	if (tc && ts && !(ts->dispatch.valid && *(__u64 *)ts->dispatch.span_id == *(__u64 *)tc->span_id)) {
-		ts->dispatch = *tc; /* a different request: not the queued one read last */
-		ts->dispatch_queued = 0;
+		pending_spill(ts, pid_tgid); /* a different request: not the queued one read last */
+		ts->dispatch = *tc;
 	}
 	if (tc) {
 		__builtin_memcpy(ctx.trace_id, tc->trace_id, 16);
@@ -247,7 +267,8 @@ static __always_inline void start_client_span(struct gb_conn_state *c, struct gb
 	c->ctx = ctx;
 }
 
-/* Advances the connection's message state for data moving in `dir` on socket `sk`. */
+/* Advances the connection's message state for data moving in `dir` on socket
+ * `sk`; `now` is idle_clock(). */
 static __always_inline void track_message(struct gb_conn_state *c, struct gb_tuple *t, struct sock *sk, __u8 dir,
 					  struct gb_thread_state *ts, __u64 pid_tgid, __u64 now)
 {
@@ -524,13 +545,13 @@ static __always_inline void begin_io(struct sock *sk, __u16 sc, __u8 dir, __u64 
 			a->syscall = 0;
 			return;
 		}
-		a->ts = bpf_ktime_get_ns();
-		track_message(c, &a->tuple, sk, dir, thread_state(pid_tgid, 1), pid_tgid, a->ts);
+		track_message(c, &a->tuple, sk, dir, thread_state(pid_tgid, 1), pid_tgid, idle_clock());
 		a->start = c->start_pending;
 		c->start_pending = 0;
-		if (c->ctx.flags & GB_F_SAMPLED)
+		if (c->ctx.flags & GB_F_SAMPLED) {
+			a->ts = bpf_ktime_get_ns();
 			view_conn(c, &a->conn);
-		else
+		} else
 			a->conn.ctx.flags = 0; /* nothing to report at exit */
 	}
 }
@@ -556,18 +577,21 @@ static __always_inline void finish_io(struct gb_io_args *a, __u16 sc, struct soc
 		return;
 	/* Receives are stamped at exit (data arrived), sends at enter (data
 	 * handed to the kernel): a peer's span then always nests inside ours. */
-	__u64 now = bpf_ktime_get_ns();
 	struct gb_conn_state *c = conn_lookup_or_create(&a->tuple, sk);
 	if (!c)
 		return;
-	track_message(c, &a->tuple, sk, dir, thread_state(pid_tgid, 1), pid_tgid, now);
+	struct gb_thread_state *ts = thread_state(pid_tgid, 1);
+	track_message(c, &a->tuple, sk, dir, ts, pid_tgid, idle_clock());
 	int start = c->start_pending;
 	c->start_pending = 0;
 	if (!(c->ctx.flags & GB_F_SAMPLED))
 		return; /* unsampled: the context still travels, nothing is reported */
+	__u64 now = bpf_ktime_get_ns();
 	struct gb_conn_view v;
 	view_conn(c, &v);
 	emit(c, &v, a, sc, dir, ret, pid_tgid, now, start);
+	if (start && ts && c->role == GB_ROLE_SERVER) /* emit counted the pipelined requests */
+		ts->pipelined = c->pipelined_left > 0;
 }
 
 /* A traced thread opened client connection `sk` (its local port is bound):

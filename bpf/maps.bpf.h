@@ -25,6 +25,21 @@ const volatile struct gb_config gb_cfg __weak = {
 	.ephemeral_hi = 60999,
 };
 
+/* The clock that measures pauses between messages (gb_cfg.idle_ns): the
+ * kernel's tick count (a load, where a clock-source read costs ~30 ns in a
+ * VM) when the pause is long next to a tick, the exact clock otherwise or
+ * when the kernel's HZ is unknown (no kernel config for libbpf to read).
+ * Only sampled events need the exact time. (bpf_ktime_get_coarse_ns is not
+ * allowed in tracing programs.) */
+extern int CONFIG_HZ __kconfig __weak;
+#define GB_TICK_CLOCK_MIN_IDLE_NS 100000000ULL
+static __always_inline __u64 idle_clock(void)
+{
+	if (gb_cfg.idle_ns >= GB_TICK_CLOCK_MIN_IDLE_NS && CONFIG_HZ >= 100 && CONFIG_HZ <= 10000)
+		return bpf_jiffies64() * (1000000000ULL / CONFIG_HZ);
+	return bpf_ktime_get_ns();
+}
+
 /* Per-connection state, keyed by five-tuple. */
 struct gb_conn_state {
 	__u64 conn_id;
@@ -79,13 +94,27 @@ struct gb_flow_ctx {
 
 /* Context received from the peer on a flow: written by sockops when it parses
  * the option, consumed once by the first read of a request. Kept apart from
- * flow_context_map so that nothing received is ever echoed back. */
+ * flow_context_map so that nothing received is ever echoed back.
+ *
+ * Rewritten in place for each request (one entry per connection, from its
+ * first received context to its close: no map update per request). sockops
+ * is the only writer of a connection's entry (the socket lock serialises the
+ * segments it parses); a reader may run at the same time on another CPU:
+ *  - `gen` is odd while the ids are being written and moves by two for each
+ *    new context;
+ *  - a reader copies the ids between two reads of `gen` and keeps them only
+ *    if both are the same even value;
+ *  - the context is unconsumed while `consumed_gen` != `gen`; the reader
+ *    marks it by storing the gen it read, so a newer context written
+ *    meanwhile stays unconsumed. */
 struct gb_peer_ctx {
 	__u8 trace_id[16];
 	__u8 span_id[8];
 	__u8 sampled;
-	__u8 consumed;
-	__u8 _pad[6];
+	__u8 _pad[3];
+	__u32 gen;
+	__u32 consumed_gen;
+	__u32 _pad2;
 };
 
 /* A server span a thread may be working for. */

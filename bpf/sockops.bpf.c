@@ -10,7 +10,8 @@
  *    the segments that carry the first byte of its request (retransmits
  *    too), until the peer acknowledges that byte; then retire it, so the
  *    rest of a long request costs no option space, writes or parsing;
- *  - PARSE_HDR_OPT: validate the peer's option, store it in peer_context_map;
+ *  - PARSE_HDR_OPT: validate the peer's option, store it in peer_context_map
+ *    (in place: see struct gb_peer_ctx);
  *  - STATE (TCP_CLOSE): drop the flow's entries and tell the agent.
  */
 #include "maps.bpf.h"
@@ -199,6 +200,29 @@ static long walk_option(__u32 iter, struct opt_walk *w)
 	return 0;
 }
 
+/* Stores a context received on flow `t` for the next request read on it (see
+ * struct gb_peer_ctx for the protocol). Returns 0 for a repeat of the stored
+ * one (a retransmitted first segment), which keeps its consumed mark so that
+ * a later request without a context adopts nothing. */
+static __always_inline int store_peer_context(struct gb_tuple *t, struct gb_peer_ctx *in)
+{
+	struct gb_peer_ctx *pc = bpf_map_lookup_elem(&peer_context_map, t);
+	if (!pc) { /* the connection's first: a new entry */
+		in->gen = 2;
+		bpf_map_update_elem(&peer_context_map, t, in, BPF_ANY);
+		return 1;
+	}
+	if (*(__u64 *)pc->span_id == *(__u64 *)in->span_id && *(__u64 *)pc->trace_id == *(__u64 *)in->trace_id &&
+	    *(__u64 *)(pc->trace_id + 8) == *(__u64 *)(in->trace_id + 8))
+		return 0;
+	__sync_fetch_and_add(&pc->gen, 1); /* odd: being written */
+	__builtin_memcpy(pc->trace_id, in->trace_id, 16);
+	__builtin_memcpy(pc->span_id, in->span_id, 8);
+	pc->sampled = in->sampled;
+	__sync_fetch_and_add(&pc->gen, 1); /* even: a new context */
+	return 1;
+}
+
 /* Walks the options of a received segment; stores the last valid context. */
 static __always_inline void parse_option(struct bpf_sock_ops *s)
 {
@@ -247,15 +271,8 @@ static __always_inline void parse_option(struct bpf_sock_ops *s)
 			return;
 		}
 	}
-	struct gb_peer_ctx *old = bpf_map_lookup_elem(&peer_context_map, &t);
-	/* A retransmitted first segment carries the same context again: keep
-	 * the consumed mark so a later request without a context adopts nothing. */
-	if (old && *(__u64 *)old->span_id == *(__u64 *)pc.span_id &&
-	    *(__u64 *)old->trace_id == *(__u64 *)pc.trace_id &&
-	    *(__u64 *)(old->trace_id + 8) == *(__u64 *)(pc.trace_id + 8))
-		return;
-	bpf_map_update_elem(&peer_context_map, &t, &pc, BPF_ANY);
-	count(GB_CNT_OPT_RECEIVED);
+	if (store_peer_context(&t, &pc))
+		count(GB_CNT_OPT_RECEIVED);
 }
 
 /* The SYN of a passive connection is not parsed (it is saved): refuse and

@@ -45,9 +45,10 @@ static __always_inline struct sock *tcp_sock_from_fd(int fd)
 	struct fdtable *fdt = task->files->fdt;
 	if ((unsigned int)fd >= fdt->max_fds)
 		return NULL;
+	/* fds[fd], read as the first member of a struct that starts with a
+	 * struct file pointer: a guarded load, not a bpf_probe_read_kernel call */
 	struct file **fds = fdt->fd;
-	struct file *fp = NULL;
-	bpf_probe_read_kernel(&fp, sizeof(fp), &fds[fd]);
+	struct file *fp = kernel_ptr(struct kiocb, &fds[fd])->ki_filp;
 	if (!fp)
 		return NULL;
 	struct file *f = kernel_ptr(struct file, fp);

@@ -11,8 +11,9 @@
  *  continuation  the parent of the client exchange whose response the thread
  *                read last (work resumed by a response);
  *  pending       requests read but not yet answered that have made no
- *                downstream call yet, oldest first (pending_map, a queue per
- *                thread; the connection remembers its request's position).
+ *                downstream call yet, oldest first (a queue per thread: the
+ *                newest in `dispatch`, the others in pending_map; the
+ *                connection remembers its request's position).
  *
  * The rule for a new client request (see choose_parent), in order:
  *  1. the connection was opened for a request: that one (connect_ctx_map);
@@ -63,7 +64,8 @@ struct gb_thread_state {
 	__u32 dispatch_idx;  /* queue position of `dispatch`, if it came from a request read */
 	__u8 last_event;
 	__u8 dispatch_queued;
-	__u8 _pad[2];
+	__u8 pipelined;      /* the request read last came with pipelined ones behind it */
+	__u8 _pad;
 	struct gb_tuple server_tuple; /* connection of the request read last */
 };
 
@@ -101,34 +103,76 @@ static __always_inline struct gb_thread_state *thread_state(__u64 pid_tgid, int 
 	return bpf_map_lookup_elem(&thread_state_map, &pid_tgid);
 }
 
+/*
+ * The queue's newest request is kept in `dispatch` alone while
+ * `dispatch_queued` is set (then dispatch_idx == pending_tail - 1): it goes
+ * into pending_map only when something else takes the `dispatch` slot while
+ * it is still queued (pending_spill). A request that makes its downstream
+ * call or is answered before the thread reads the next request, the common
+ * case, costs no map update or delete.
+ */
+
+/* Whether position idx of the thread's queue still holds a request. */
+static __always_inline int pending_queued(struct gb_thread_state *ts, __u64 pid_tgid, __u32 idx)
+{
+	if (ts->dispatch_queued && idx == ts->dispatch_idx)
+		return 1;
+	struct gb_pending_key k = { .pid_tgid = pid_tgid, .idx = idx };
+	return bpf_map_lookup_elem(&pending_map, &k) != NULL;
+}
+
+/* `dispatch` is about to hold something else: a request it holds that is
+ * still queued moves into pending_map at its position. */
+static __always_inline void pending_spill(struct gb_thread_state *ts, __u64 pid_tgid)
+{
+	if (!ts->dispatch_queued)
+		return;
+	struct gb_pending_key k = { .pid_tgid = pid_tgid, .idx = ts->dispatch_idx };
+	struct gb_pending v = { .ctx = ts->dispatch };
+	bpf_map_update_elem(&pending_map, &k, &v, BPF_ANY);
+	ts->dispatch_queued = 0;
+}
+
 /* Moves the head past positions that are no longer queued. */
 static __always_inline void pending_trim(struct gb_thread_state *ts, __u64 pid_tgid)
 {
-	struct gb_pending_key k = { .pid_tgid = pid_tgid };
 	for (int i = 0; i < GB_PENDING_SCAN; i++) {
 		if (ts->pending_head == ts->pending_tail)
 			return;
-		k.idx = ts->pending_head;
-		if (bpf_map_lookup_elem(&pending_map, &k))
+		if (pending_queued(ts, pid_tgid, ts->pending_head))
 			return;
 		ts->pending_head++;
 	}
 }
 
-/* Queues a request just read; returns its position. */
+/* Queues request `ctx`, just read, as the thread's `dispatch`; returns its
+ * position. */
 static __always_inline __u32 pending_push(struct gb_thread_state *ts, __u64 pid_tgid, const struct gb_thread_ctx *ctx)
 {
-	struct gb_pending_key k = { .pid_tgid = pid_tgid, .idx = ts->pending_tail };
-	struct gb_pending v = { .ctx = *ctx };
-	bpf_map_update_elem(&pending_map, &k, &v, BPF_ANY);
-	ts->pending_tail++;
-	return k.idx;
+	pending_spill(ts, pid_tgid);
+	__u32 idx = ts->pending_tail++;
+	ts->dispatch = *ctx;
+	ts->dispatch_idx = idx;
+	ts->dispatch_queued = 1;
+	return idx;
 }
 
+/* Request `idx` of the thread's queue is no longer pending; `ts` is that
+ * thread's state (NULL if it is gone). */
 static __always_inline void pending_forget(struct gb_thread_state *ts, __u64 pid_tgid, __u32 idx)
 {
-	struct gb_pending_key k = { .pid_tgid = pid_tgid, .idx = idx };
-	bpf_map_delete_elem(&pending_map, &k);
+	if (ts && (__u32)(idx - ts->pending_head) >= (__u32)(ts->pending_tail - ts->pending_head))
+		return; /* not in the queue any more (taken, or trimmed past) */
+	if (ts && ts->dispatch_queued && idx == ts->dispatch_idx) {
+		ts->dispatch_queued = 0;
+		if (ts->pending_head == idx) { /* it was the only one */
+			ts->pending_head = ts->pending_tail;
+			return;
+		}
+	} else {
+		struct gb_pending_key k = { .pid_tgid = pid_tgid, .idx = idx };
+		bpf_map_delete_elem(&pending_map, &k);
+	}
 	if (ts && idx == ts->pending_head)
 		pending_trim(ts, pid_tgid);
 }
@@ -140,6 +184,11 @@ static __always_inline int pending_pop(struct gb_thread_state *ts, __u64 pid_tgi
 		if (ts->pending_head == ts->pending_tail)
 			return 0;
 		k.idx = ts->pending_head++;
+		if (ts->dispatch_queued && k.idx == ts->dispatch_idx) {
+			*out = ts->dispatch;
+			ts->dispatch_queued = 0;
+			return 1;
+		}
 		struct gb_pending *p = bpf_map_lookup_elem(&pending_map, &k);
 		if (p) {
 			*out = p->ctx;
@@ -157,10 +206,8 @@ static __always_inline int choose_parent(struct gb_thread_state *ts, __u64 pid_t
 		return 0;
 	if ((ts->last_event == GB_TE_SERVER_READ || ts->last_event == GB_TE_CLIENT_WRITE) && ts->dispatch.valid) {
 		*out = ts->dispatch;
-		if (ts->dispatch_queued) { /* it makes its downstream call (or opens one): no longer pending */
+		if (ts->dispatch_queued) /* it makes its downstream call (or opens one): no longer pending */
 			pending_forget(ts, pid_tgid, ts->dispatch_idx);
-			ts->dispatch_queued = 0;
-		}
 		return 1;
 	}
 	if (conn_id && conn_id == ts->response_conn_id && pending_pop(ts, pid_tgid, out))
