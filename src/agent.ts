@@ -22,6 +22,7 @@ import { AgentMetrics } from './export/agent-metrics';
 import { CpuBudget } from './overhead/cpu-budget';
 import { RootRateCap } from './overhead/root-rate-cap';
 import { setCpuPriority, type CpuPriority } from './overhead/cpu-priority';
+import { runDelayMicros } from './overhead/run-delay';
 
 export interface AgentOptions {
   cgroupPath: string;
@@ -168,7 +169,7 @@ export class Agent {
     const before = this.budget.ratio;
     const cpuMicros = cpu.user + cpu.system;
     this.keepRootCap(nowMs, cpuMicros);
-    const d = this.budget.update({ atMs: nowMs, cpuMicros, dropped });
+    const d = this.budget.update({ atMs: nowMs, cpuMicros, dropped, waitMicros: runDelayMicros() });
     if (!d) return;
     this.tracer.setRootSampling(d.ratio);
     const fields = { ratio: Number(d.ratio.toPrecision(3)), configured: this.budget.ceiling, agentCpuCores: Number(d.cpuCores.toFixed(3)), maxCpuCores: this.budget.budgetCores, dropped: d.dropped };

@@ -6,13 +6,18 @@
  * queue or events the kernel could not hand over. The ratio of new traces
  * sampled at their root is cut in proportion to the overshoot when, over the
  * last window (5 s), the agent used more than the budget, or when it dropped
- * anything while busy (then at least by half). Drops while the agent is not
- * busy are the exporter's doing (down or slow) and cut nothing. Once there
- * is room again the ratio climbs back, at most doubling per second, to the
- * configured ratio. After each change the agent still spends a while on
- * spans sampled before it (they are exported a batch delay later), so the
- * reading after a change starts the next window instead of ending one: each
- * decision measures the ratio it is about.
+ * anything while busy (then at least by half). Busy is: over the budget,
+ * its JavaScript thread about full, or that thread starved (it spent a
+ * quarter of the interval waiting for a CPU: the machine is saturated, or
+ * the agent runs at idle priority and gets only what nobody else wants).
+ * Drops while the agent is not busy are the exporter's doing (down or slow)
+ * and cut nothing. Once there is room again the ratio climbs back, at most
+ * doubling per second, to the configured ratio; after a cut for drops only
+ * 10 s later (the room it measured had been there before, and did not
+ * hold). After each change the agent still spends a while on spans sampled
+ * before it (they are exported a batch delay later), so the reading after a
+ * change starts the next window instead of ending one: each decision
+ * measures the ratio it is about.
  *
  * Traces are kept or dropped whole: the decision is taken where a trace
  * starts and every downstream host follows it (the option's ExID). What this
@@ -35,6 +40,8 @@ export interface BudgetReading {
   atMs: number;
   cpuMicros: number;
   dropped: number;
+  /** Time the JavaScript thread was ready to run but waited for a CPU (schedstat), if known. */
+  waitMicros?: number;
 }
 
 export interface BudgetDecision {
@@ -49,6 +56,10 @@ export const DEFAULT_FLOOR = 1e-4;
 export const DEFAULT_WINDOW_MS = 5000;
 /** About what the agent's one JavaScript thread can use, with its helpers. */
 const BUSY_CORES = 0.8;
+/** Share of an interval the JavaScript thread waited for a CPU that counts as starved. */
+const STARVED_SHARE = 0.25;
+/** After a cut for drops, how long the ratio stays down before it may climb. */
+export const DROP_HOLD_MS = 10_000;
 
 export class CpuBudget {
   /** The ratio in force. */
@@ -60,6 +71,8 @@ export class CpuBudget {
   private readonly readings: BudgetReading[] = [];
   /** The next reading starts a window (the last one changed the ratio). */
   private settling = false;
+  /** No raise before this time: the last cut was for drops (capacity was overestimated once already). */
+  private holdUntilMs = -Infinity;
 
   constructor(opts: CpuBudgetOptions) {
     if (!(opts.budgetCores >= 0)) throw new RangeError(`CPU budget must be >= 0 cores, got ${opts.budgetCores}`);
@@ -94,14 +107,16 @@ export class CpuBudget {
     if (!prev || r.atMs - prev.atMs <= 0) return undefined;
     const lastCores = coresBetween(prev, r);
     const droppedNow = r.dropped - prev.dropped;
-    // Drops while the agent is busy (over its budget, or its one JavaScript
-    // thread about full) mean it is behind now. Drops while it is not are
-    // the exporter's (down or slow: the queue fills whatever the ratio) and
-    // no reason to trace less.
-    if (droppedNow > 0 && lastCores > Math.min(this.budgetCores, BUSY_CORES)) {
+    // Drops while the agent is busy (over its budget, its one JavaScript
+    // thread about full, or that thread starved of CPU) mean it is behind
+    // now. Drops while it is not are the exporter's (down or slow: the queue
+    // fills whatever the ratio) and no reason to trace less.
+    const starved = r.waitMicros !== undefined && prev.waitMicros !== undefined && (r.waitMicros - prev.waitMicros) / 1000 > STARVED_SHARE * (r.atMs - prev.atMs);
+    if (droppedNow > 0 && (starved || lastCores > Math.min(this.budgetCores, BUSY_CORES))) {
       // What was dropped was not paid for: the work asked for was more than
       // the CPU measured, so the cut is at least by half.
-      const factor = 0.5 * Math.min(1, (0.9 * this.budgetCores) / lastCores);
+      const factor = 0.5 * Math.min(1, (0.9 * this.budgetCores) / Math.max(lastCores, 1e-6));
+      this.holdUntilMs = r.atMs + DROP_HOLD_MS;
       return this.change(this.cut(factor), lastCores, droppedNow);
     }
     const first = this.readings[0];
@@ -109,7 +124,7 @@ export class CpuBudget {
       const cores = coresBetween(first, r);
       if (cores > this.budgetCores) return this.change(this.cut((0.9 * this.budgetCores) / cores), cores, 0);
     }
-    if (this.ratio < this.ceiling && r.atMs - prev.atMs >= 900 && lastCores < 0.7 * this.budgetCores) {
+    if (this.ratio < this.ceiling && r.atMs >= this.holdUntilMs && r.atMs - prev.atMs >= 900 && lastCores < 0.7 * this.budgetCores) {
       const factor = (0.8 * this.budgetCores) / Math.max(lastCores, 1e-6);
       return this.change(Math.min(this.ceiling, this.ratio * Math.min(2, factor)), lastCores, 0);
     }

@@ -1,7 +1,7 @@
 /** The CPU budget's controller against a simulated agent whose cost lags its sampling ratio. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CpuBudget } from '../../src/overhead/cpu-budget';
+import { DROP_HOLD_MS, CpuBudget } from '../../src/overhead/cpu-budget';
 
 /**
  * An agent whose CPU in second t is `baseCores` plus `costAtFull(t)` times the
@@ -94,4 +94,26 @@ test('drops while busy cut at once: by half under budget, and by half the propor
   busy.update({ atMs: 0, cpuMicros: 0, dropped: 0 });
   const first = busy.update({ atMs: 1000, cpuMicros: 900_000, dropped: 30_000 }); // one second in, behind
   assert.ok(first && Math.abs(first.ratio - 0.1) < 1e-9, JSON.stringify(first));
+});
+
+test('drops while the JavaScript thread is starved of CPU (it waited for a core a quarter of the time or more) cut, though the agent used little', () => {
+  const starved = new CpuBudget({ budgetCores: 0.2, ceiling: 1 });
+  starved.update({ atMs: 0, cpuMicros: 0, dropped: 0, waitMicros: 0 });
+  const d = starved.update({ atMs: 1000, cpuMicros: 50_000, dropped: 500, waitMicros: 600_000 }); // 0.05 cores, 600 ms waiting
+  assert.ok(d && d.ratio <= 0.5, `cut at least by half: ${JSON.stringify(d)}`);
+  console.log(`starved: 0.05 cores, 60 % of the second waiting for a CPU, 500 dropped: ratio 1 -> ${d!.ratio}`);
+  // After a cut for drops the ratio holds for DROP_HOLD_MS, though there is room.
+  let cpu = 50_000;
+  let raisedAt = -1;
+  for (let t = 2; t <= 15 && raisedAt < 0; t++) {
+    const u = starved.update({ atMs: t * 1000, cpuMicros: (cpu += 20_000), dropped: 500, waitMicros: 600_000 });
+    if (u && u.ratio > d!.ratio) raisedAt = t * 1000;
+  }
+  assert.ok(raisedAt >= 1000 + DROP_HOLD_MS, `raised at ${raisedAt} ms, cut at 1000 ms`);
+
+  const waiting = new CpuBudget({ budgetCores: 0.2, ceiling: 1 });
+  waiting.update({ atMs: 0, cpuMicros: 0, dropped: 0, waitMicros: 0 });
+  assert.equal(waiting.update({ atMs: 1000, cpuMicros: 50_000, dropped: 500, waitMicros: 100_000 }), undefined, '10 % waiting: not starved, the exporter');
+  assert.equal(waiting.update({ atMs: 2000, cpuMicros: 100_000, dropped: 900, waitMicros: undefined }), undefined, 'no scheduler statistics: not starved');
+  assert.equal(waiting.ratio, 1);
 });
