@@ -168,8 +168,10 @@ export class Agent {
     const dropped = this.droppedAtReading + this.lostReported;
     const before = this.budget.ratio;
     const cpuMicros = cpu.user + cpu.system;
-    this.keepRootCap(nowMs, cpuMicros);
-    const d = this.budget.update({ atMs: nowMs, cpuMicros, dropped, waitMicros: runDelayMicros() });
+    const k = this.tracer.counters();
+    const roots = { sampled: k.roots_sampled ?? 0, decided: (k.roots_sampled ?? 0) + (k.roots_unsampled ?? 0) };
+    this.keepRootCap(nowMs, cpuMicros, roots.sampled);
+    const d = this.budget.update({ atMs: nowMs, cpuMicros, dropped, waitMicros: runDelayMicros(), roots });
     if (!d) return;
     this.tracer.setRootSampling(d.ratio);
     const fields = { ratio: Number(d.ratio.toPrecision(3)), configured: this.budget.ceiling, agentCpuCores: Number(d.cpuCores.toFixed(3)), maxCpuCores: this.budget.budgetCores, dropped: d.dropped };
@@ -184,8 +186,8 @@ export class Agent {
   }
 
   /** Moves the kernel's cap on new sampled traces with the measured cost of one (RootRateCap). */
-  private keepRootCap(nowMs: number, cpuMicros: number): void {
-    const next = this.rootCap.observe({ atMs: nowMs, cpuMicros, traces: this.tracer.counters().roots_sampled ?? 0 });
+  private keepRootCap(nowMs: number, cpuMicros: number, rootsSampled: number): void {
+    const next = this.rootCap.observe({ atMs: nowMs, cpuMicros, traces: rootsSampled });
     if (next === undefined) return;
     this.tracer.setRootCap(next, this.rootCap.burst);
     this.opts.log.debug({ maxNewTracesPerSecond: next, agentCpuMicrosPerTrace: Math.round(this.rootCap.microsPerTrace) }, 'cap on new traces moved');

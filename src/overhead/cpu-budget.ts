@@ -6,18 +6,19 @@
  * queue or events the kernel could not hand over. The ratio of new traces
  * sampled at their root is cut in proportion to the overshoot when, over the
  * last window (5 s), the agent used more than the budget, or when it dropped
- * anything while busy (then at least by half). Busy is: over the budget,
- * its JavaScript thread about full, or that thread starved (it spent a
- * quarter of the interval waiting for a CPU: the machine is saturated, or
- * the agent runs at idle priority and gets only what nobody else wants).
- * Drops while the agent is not busy are the exporter's doing (down or slow)
- * and cut nothing. Once there is room again the ratio climbs back, at most
- * doubling per second, to the configured ratio; after a cut for drops only
- * 10 s later (the room it measured had been there before, and did not
- * hold). After each change the agent still spends a while on spans sampled
- * before it (they are exported a batch delay later), so the reading after a
- * change starts the next window instead of ending one: each decision
- * measures the ratio it is about.
+ * anything while busy (then at least by half). Busy is: over the budget, its
+ * JavaScript thread about full, or that thread starved (it spent a quarter
+ * of the interval waiting for a CPU: the machine is saturated, or the agent
+ * runs at idle priority and gets only what nobody else wants). Drops while
+ * the agent is not busy are the exporter's doing (down or slow) and cut
+ * nothing. A cut is of the share of new traces actually sampled when the
+ * kernel's cap on new traces kept it below the ratio. Once there is room
+ * again the ratio climbs back, at most doubling per second, to the
+ * configured ratio; after a cut for drops only 10 s later (the room it
+ * measured had been there before, and did not hold). After each change the
+ * agent still spends a while on spans sampled before it (they are exported a
+ * batch delay later), so the reading after a change starts the next window
+ * instead of ending one: each decision measures the ratio it is about.
  *
  * Traces are kept or dropped whole: the decision is taken where a trace
  * starts and every downstream host follows it (the option's ExID). What this
@@ -42,6 +43,8 @@ export interface BudgetReading {
   dropped: number;
   /** Time the JavaScript thread was ready to run but waited for a CPU (schedstat), if known. */
   waitMicros?: number;
+  /** New traces the kernel decided on so far, and how many of them it sampled, if known. */
+  roots?: { sampled: number; decided: number };
 }
 
 export interface BudgetDecision {
@@ -117,12 +120,12 @@ export class CpuBudget {
       // the CPU measured, so the cut is at least by half.
       const factor = 0.5 * Math.min(1, (0.9 * this.budgetCores) / Math.max(lastCores, 1e-6));
       this.holdUntilMs = r.atMs + DROP_HOLD_MS;
-      return this.change(this.cut(factor), lastCores, droppedNow);
+      return this.change(this.cut(factor, effectiveRatio(prev, r)), lastCores, droppedNow);
     }
     const first = this.readings[0];
     if (r.atMs - first.atMs >= 0.9 * this.windowMs) {
       const cores = coresBetween(first, r);
-      if (cores > this.budgetCores) return this.change(this.cut((0.9 * this.budgetCores) / cores), cores, 0);
+      if (cores > this.budgetCores) return this.change(this.cut((0.9 * this.budgetCores) / cores, effectiveRatio(first, r)), cores, 0);
     }
     if (this.ratio < this.ceiling && r.atMs >= this.holdUntilMs && r.atMs - prev.atMs >= 900 && lastCores < 0.7 * this.budgetCores) {
       const factor = (0.8 * this.budgetCores) / Math.max(lastCores, 1e-6);
@@ -131,8 +134,15 @@ export class CpuBudget {
     return undefined;
   }
 
-  private cut(factor: number): number {
-    return Math.max(this.floor, this.ratio * Math.min(0.9, Math.max(0.02, factor)));
+  /**
+   * A cut by `factor` of what was sampled: of the ratio in force, or of the
+   * share of new traces actually sampled when that was lower (the kernel's
+   * cap on new traces refused the rest; a cut of a ratio above that share
+   * would change nothing).
+   */
+  private cut(factor: number, effective: number | undefined): number {
+    const base = effective !== undefined ? Math.min(this.ratio, effective) : this.ratio;
+    return Math.max(this.floor, base * Math.min(0.9, Math.max(0.02, factor)));
   }
 
   private change(next: number, cpuCores: number, dropped: number): BudgetDecision | undefined {
@@ -142,6 +152,13 @@ export class CpuBudget {
     this.settling = true;
     return { ratio: next, cpuCores, dropped };
   }
+}
+
+/** Share of the new traces decided between two readings that were sampled; undefined without counts. */
+function effectiveRatio(a: BudgetReading, b: BudgetReading): number | undefined {
+  if (!a.roots || !b.roots) return undefined;
+  const decided = b.roots.decided - a.roots.decided;
+  return decided > 0 ? (b.roots.sampled - a.roots.sampled) / decided : undefined;
 }
 
 function coresBetween(a: BudgetReading, b: BudgetReading): number {

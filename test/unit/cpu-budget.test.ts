@@ -117,3 +117,17 @@ test('drops while the JavaScript thread is starved of CPU (it waited for a core 
   assert.equal(waiting.update({ atMs: 2000, cpuMicros: 100_000, dropped: 900, waitMicros: undefined }), undefined, 'no scheduler statistics: not starved');
   assert.equal(waiting.ratio, 1);
 });
+
+test('a cut is of the share of new traces actually sampled when the cap kept it below the ratio', () => {
+  const b = new CpuBudget({ budgetCores: 0.2, ceiling: 1 });
+  b.update({ atMs: 0, cpuMicros: 0, dropped: 0, roots: { sampled: 0, decided: 0 } });
+  // ratio 1 in force, but the cap let through 2,000 of 50,000 new traces (4 %); the agent fell behind
+  const d = b.update({ atMs: 1000, cpuMicros: 300_000, dropped: 800, roots: { sampled: 2_000, decided: 50_000 } });
+  assert.ok(d && d.ratio <= 0.02 + 1e-12, `cut from 4 %, not from 1: ${JSON.stringify(d)}`);
+  console.log(`ratio 1, 4 % sampled under the cap, drops at 0.3 cores: ratio -> ${d!.ratio.toPrecision(3)}`);
+
+  const uncapped = new CpuBudget({ budgetCores: 0.2, ceiling: 0.5 });
+  uncapped.update({ atMs: 0, cpuMicros: 0, dropped: 0, roots: { sampled: 0, decided: 0 } });
+  const u = uncapped.update({ atMs: 1000, cpuMicros: 300_000, dropped: 800, roots: { sampled: 5_100, decided: 10_000 } });
+  assert.ok(u && Math.abs(u.ratio - 0.5 * 0.5 * (0.18 / 0.3)) < 1e-9, `share above the ratio: cut from the ratio: ${JSON.stringify(u)}`);
+});
