@@ -169,6 +169,7 @@ struct gb_config {
 	__u16 ephemeral_hi;     /* connections whose handshake sockops never saw */
 	__u32 exclude_comms;    /* entries in excluded_comm_map (processes never traced) */
 	__u32 trust_peers;      /* 1: accept context only from addresses in trusted_peer_map */
+	__u64 ns_per_tick;      /* the kernel's tick (1e9 / CONFIG_HZ), for timing pauses; 0: unknown */
 };
 
 /* The cap on new sampled traces (root_cap, set by the agent): a token

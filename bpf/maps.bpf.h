@@ -28,15 +28,16 @@ const volatile struct gb_config gb_cfg __weak = {
 /* The clock that measures pauses between messages (gb_cfg.idle_ns): the
  * kernel's tick count (a load, where a clock-source read costs ~30 ns in a
  * VM) when the pause is long next to a tick, the exact clock otherwise or
- * when the kernel's HZ is unknown (no kernel config for libbpf to read).
- * Only sampled events need the exact time. (bpf_ktime_get_coarse_ns is not
- * allowed in tracing programs.) */
-extern int CONFIG_HZ __kconfig __weak;
+ * when the agent could not learn the tick's length (gb_cfg.ns_per_tick 0:
+ * no kernel config to read it from). Only sampled events need the exact
+ * time. (bpf_ktime_get_coarse_ns is not allowed in tracing programs; a
+ * __kconfig extern would make libbpf refuse to load where there is no
+ * kernel config file.) */
 #define GB_TICK_CLOCK_MIN_IDLE_NS 100000000ULL
 static __always_inline __u64 idle_clock(void)
 {
-	if (gb_cfg.idle_ns >= GB_TICK_CLOCK_MIN_IDLE_NS && CONFIG_HZ >= 100 && CONFIG_HZ <= 10000)
-		return bpf_jiffies64() * (1000000000ULL / CONFIG_HZ);
+	if (gb_cfg.idle_ns >= GB_TICK_CLOCK_MIN_IDLE_NS && gb_cfg.ns_per_tick)
+		return bpf_jiffies64() * gb_cfg.ns_per_tick;
 	return bpf_ktime_get_ns();
 }
 

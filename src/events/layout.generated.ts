@@ -194,7 +194,7 @@ export const STRUCTS = {
     }
   },
   "gb_config": {
-    "size": 48,
+    "size": 56,
     "fields": {
       "agent_tgid": {
         "offset": 0,
@@ -235,6 +235,10 @@ export const STRUCTS = {
       "trust_peers": {
         "offset": 44,
         "size": 4
+      },
+      "ns_per_tick": {
+        "offset": 48,
+        "size": 8
       }
     }
   },
@@ -336,6 +340,6 @@ export const ENUMS = {
 export const RODATA = {
   "gb_cfg": {
     "offset": 0,
-    "size": 48
+    "size": 56
   }
 } as const;
