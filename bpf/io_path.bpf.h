@@ -189,8 +189,7 @@ static __always_inline void start_pipelined_request(struct gb_conn_state *sc, st
 	struct gb_thread_ctx tc = {};
 	thread_ctx_set(&tc, ctx.trace_id, ctx.span_id, ctx.flags);
 	ts->current = tc;
-	pending_spill(ts, pid_tgid);
-	ts->dispatch = tc;
+	dispatch_set(ts, pid_tgid, &tc);
 	ts->last_event = GB_TE_SERVER_READ;
 }
 
@@ -250,8 +249,7 @@ static __always_inline void start_client_span(struct gb_conn_state *c, struct gb
 		tc = &parent;
 	}
 	if (tc && ts && !(ts->dispatch.valid && *(__u64 *)ts->dispatch.span_id == *(__u64 *)tc->span_id)) {
-		pending_spill(ts, pid_tgid); /* a different request: not the queued one read last */
-		ts->dispatch = *tc;
+		dispatch_set(ts, pid_tgid, tc); /* a different request: not the queued one read last */
 	}
 	if (tc) {
 		__builtin_memcpy(ctx.trace_id, tc->trace_id, 16);

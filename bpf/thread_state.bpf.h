@@ -107,7 +107,7 @@ static __always_inline struct gb_thread_state *thread_state(__u64 pid_tgid, int 
  * The queue's newest request is kept in `dispatch` alone while
  * `dispatch_queued` is set (then dispatch_idx == pending_tail - 1): it goes
  * into pending_map only when something else takes the `dispatch` slot while
- * it is still queued (pending_spill). A request that makes its downstream
+ * it is still queued (dispatch_set). A request that makes its downstream
  * call or is answered before the thread reads the next request, the common
  * case, costs no map update or delete.
  */
@@ -121,16 +121,18 @@ static __always_inline int pending_queued(struct gb_thread_state *ts, __u64 pid_
 	return bpf_map_lookup_elem(&pending_map, &k) != NULL;
 }
 
-/* `dispatch` is about to hold something else: a request it holds that is
- * still queued moves into pending_map at its position. */
-static __always_inline void pending_spill(struct gb_thread_state *ts, __u64 pid_tgid)
+/* `dispatch` now holds `ctx` (not queued). The only way `dispatch` is
+ * written: a request it held that is still queued first moves into
+ * pending_map at its position. */
+static __always_inline void dispatch_set(struct gb_thread_state *ts, __u64 pid_tgid, const struct gb_thread_ctx *ctx)
 {
-	if (!ts->dispatch_queued)
-		return;
-	struct gb_pending_key k = { .pid_tgid = pid_tgid, .idx = ts->dispatch_idx };
-	struct gb_pending v = { .ctx = ts->dispatch };
-	bpf_map_update_elem(&pending_map, &k, &v, BPF_ANY);
-	ts->dispatch_queued = 0;
+	if (ts->dispatch_queued) {
+		struct gb_pending_key k = { .pid_tgid = pid_tgid, .idx = ts->dispatch_idx };
+		struct gb_pending v = { .ctx = ts->dispatch };
+		bpf_map_update_elem(&pending_map, &k, &v, BPF_ANY);
+		ts->dispatch_queued = 0;
+	}
+	ts->dispatch = *ctx;
 }
 
 /* Moves the head past positions that are no longer queued. */
@@ -149,9 +151,8 @@ static __always_inline void pending_trim(struct gb_thread_state *ts, __u64 pid_t
  * position. */
 static __always_inline __u32 pending_push(struct gb_thread_state *ts, __u64 pid_tgid, const struct gb_thread_ctx *ctx)
 {
-	pending_spill(ts, pid_tgid);
+	dispatch_set(ts, pid_tgid, ctx);
 	__u32 idx = ts->pending_tail++;
-	ts->dispatch = *ctx;
 	ts->dispatch_idx = idx;
 	ts->dispatch_queued = 1;
 	return idx;
