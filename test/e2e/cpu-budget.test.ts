@@ -77,10 +77,13 @@ test(`over a budget of ${BUDGET} cores the agent sheds whole traces at the root,
 
   // Room again: the ratio, if the budget cut it (the cap on new traces may
   // have held the agent within its budget alone), climbs back to 1.
-  const lastRatio = () => {
-    const change = a1.log().split('\n').filter((l) => l.includes('"agentCpuCores"')).pop();
-    return change ? (JSON.parse(change) as { ratio: number }).ratio : 1;
-  };
+  const ratioSteps = () =>
+    a1
+      .log()
+      .split('\n')
+      .filter((l) => l.includes('"agentCpuCores"'))
+      .map((l) => JSON.parse(l) as { ratio: number; agentCpuCores: number });
+  const lastRatio = () => ratioSteps().pop()?.ratio ?? 1;
   for (const until = Date.now() + 40_000; lastRatio() < 1; ) {
     assert.ok(Date.now() < until, `the sampling ratio is still ${lastRatio()} 40 s after the load`);
     await new Promise((r) => setTimeout(r, 250));
@@ -98,11 +101,7 @@ test(`over a budget of ${BUDGET} cores the agent sheds whole traces at the root,
   const k1 = kernelCounters(a1.log());
   const dropped1 = JSON.parse(a1.log().split('\n').find((l) => l.includes('"msg":"detached"')) ?? '{}').export?.spansDropped as number;
   const k2 = kernelCounters(a2.log());
-  const ratios = a1
-    .log()
-    .split('\n')
-    .filter((l) => l.includes('"agentCpuCores"'))
-    .map((l) => JSON.parse(l) as { ratio: number; agentCpuCores: number });
+  const ratios = ratioSteps();
 
   const loadTraces = byTrace(receiver.spans.slice(0, spansBefore));
   const afterTraces = byTrace(receiver.spans.slice(spansBefore));
