@@ -109,6 +109,7 @@ const REGIMES: Regime[] = [
   { id: 'saturated', label: 'closed loop (max throughput), default CPU budget (a tenth of the CPUs)' },
   { id: 'saturated_unlimited', label: 'closed loop, no CPU budget (--max-cpu 0): every request traced', agentArgs: ['--max-cpu', '0'] },
   { id: 'paced_1000', label: 'paced, ~1,000 req/s', rate: 1000 },
+  { id: 'paced_1000_otel_encoder', label: 'paced, ~1,000 req/s, spans encoded by the OpenTelemetry serializer (--otlp-encoder opentelemetry), for comparison', rate: 1000, agentArgs: ['--otlp-encoder', 'opentelemetry'] },
   { id: 'paced_1000_idle_priority', label: 'paced, ~1,000 req/s, agent at --cpu-priority idle', rate: 1000, agentArgs: ['--cpu-priority', 'idle'] },
   { id: 'saturated_sampled_1pct', label: 'closed loop, OTEL_TRACES_SAMPLER=traceidratio 0.01', sampler: { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.01' } },
 ];

@@ -6,12 +6,15 @@
  *   3. + export: the agent's span pipeline (BatchSpanProcessor + OTLP/gRPC
  *      exporter) to a local OTLP receiver in another process; the rate counts
  *      until every span has been received, so it is sustained without loss.
+ *   4. the same with the OpenTelemetry exporter as it comes (its own protobuf
+ *      serializer instead of the agent's encoder), for comparison.
  * `node dist/bench/replay.js [rounds]`
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
+import { OtlpGrpcSpanExporter } from '../src/export/otlp-grpc-exporter';
 import { EventView } from '../src/events/decoder';
 import { forEachRecord } from '../src/events/replay';
 import { Correlator, type Exchange } from '../src/trace/correlator';
@@ -29,7 +32,7 @@ const QUEUE = 65_536;
 const clock = new WallClock(nodeClock());
 const resource = resourceFromAttributes({ 'service.name': 'bench' });
 
-type Stage = 'correlate' | 'spans' | 'export';
+type Stage = 'correlate' | 'spans' | 'export' | 'export-otel';
 
 /** One pass over every recording; returns events and spans. */
 function replayOnce(onExchange: (ex: Exchange) => void): { events: number; exchanges: number } {
@@ -47,11 +50,12 @@ function replayOnce(onExchange: (ex: Exchange) => void): { events: number; excha
   return { events, exchanges };
 }
 
-async function run(stage: Stage, pipeline?: SpanPipeline): Promise<{ events: number; spans: number; seconds: number }> {
+async function run(stage: Stage, pipeline?: SpanPipeline): Promise<{ events: number; spans: number; seconds: number; cpuSeconds: number }> {
   let spans = 0;
   let events = 0;
   let flushedAt = 0;
   const t0 = process.hrtime.bigint();
+  const cpu0 = process.cpuUsage();
   for (let r = 0; r < rounds; r++) {
     const res = replayOnce((ex) => {
       if (stage === 'correlate') return;
@@ -69,22 +73,22 @@ async function run(stage: Stage, pipeline?: SpanPipeline): Promise<{ events: num
       flushedAt = spans;
     }
   }
-  return { events, spans, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+  const cpu = process.cpuUsage(cpu0);
+  return { events, spans, seconds: Number(process.hrtime.bigint() - t0) / 1e9, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
 }
 
 async function main(): Promise<void> {
   const receiver = await OtlpSink.start(); // its own process: not on the agent's core
   const results: Record<string, unknown> = {};
   await run('spans'); // warm up
-  for (const stage of ['correlate', 'spans', 'export'] as const) {
+  for (const stage of ['correlate', 'spans', 'export', 'export-otel'] as const) {
     const rates: number[] = [];
-    let last = { events: 0, spans: 0, seconds: 0 };
+    const cpuPerSpan: number[] = [];
+    let last = { events: 0, spans: 0, seconds: 0, cpuSeconds: 0 };
     let received = 0;
     for (let i = 0; i < 3; i++) {
-      const pipeline =
-        stage === 'export'
-          ? createSpanPipeline(log, new OTLPTraceExporter({ url: receiver.endpoint }), { maxQueueSize: QUEUE, maxExportBatchSize: 2048, scheduledDelayMillis: 50 })
-          : undefined;
+      const Exporter = stage === 'export' ? OtlpGrpcSpanExporter : stage === 'export-otel' ? OTLPTraceExporter : undefined;
+      const pipeline = Exporter && createSpanPipeline(log, new Exporter({ url: receiver.endpoint }), { maxQueueSize: QUEUE, maxExportBatchSize: 2048, scheduledDelayMillis: 50 });
       const before = await receiver.count();
       last = await run(stage, pipeline);
       if (pipeline) {
@@ -93,10 +97,16 @@ async function main(): Promise<void> {
         if (received !== last.spans) throw new Error(`export lost spans: ${received} received of ${last.spans}`);
       }
       rates.push(last.events / last.seconds);
+      cpuPerSpan.push((last.cpuSeconds / last.spans) * 1e6);
     }
-    const label = { correlate: 'decode + correlate', spans: 'decode + correlate + build spans', export: 'decode + correlate + build + export over OTLP/gRPC (all received)' }[stage];
-    console.log(`${label}: ${last.events} events (${last.spans} ${stage === 'correlate' ? 'exchanges' : 'spans'}) per run; median ${Math.round(median(rates)).toLocaleString('en')} events/s (min ${Math.round(Math.min(...rates)).toLocaleString('en')}, max ${Math.round(Math.max(...rates)).toLocaleString('en')})`);
-    results[stage] = { eventsPerRun: last.events, spansPerRun: last.spans, eventsPerSecond: median(rates), min: Math.min(...rates), max: Math.max(...rates), ...(stage === 'export' ? { spansReceived: received } : {}) };
+    const label = {
+      correlate: 'decode + correlate',
+      spans: 'decode + correlate + build spans',
+      export: 'decode + correlate + build + export over OTLP/gRPC (all received)',
+      'export-otel': '  the same with the OpenTelemetry serializer (for comparison)',
+    }[stage];
+    console.log(`${label}: ${last.events} events (${last.spans} ${stage === 'correlate' ? 'exchanges' : 'spans'}) per run; median ${Math.round(median(rates)).toLocaleString('en')} events/s (min ${Math.round(Math.min(...rates)).toLocaleString('en')}, max ${Math.round(Math.max(...rates)).toLocaleString('en')}); ${median(cpuPerSpan).toFixed(1)} µs of this process's CPU per ${stage === 'correlate' ? 'exchange' : 'span'}`);
+    results[stage] = { eventsPerRun: last.events, spansPerRun: last.spans, eventsPerSecond: median(rates), min: Math.min(...rates), max: Math.max(...rates), cpuMicrosPerSpan: median(cpuPerSpan), ...(stage.startsWith('export') ? { spansReceived: received } : {}) };
   }
   await receiver.stop();
   saveResults('replay', { rounds, recordings: files, ...results });

@@ -6,7 +6,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
+import { OtlpGrpcSpanExporter } from '../export/otlp-grpc-exporter';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { requireRunPrerequisites, PrerequisiteError } from '../bpf/prerequisites';
 import { SampleSystem } from '../demo/sample-system';
@@ -31,7 +31,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   }
   const printer = new TraceTreePrinter();
   const otlp = process.env.OTEL_EXPORTER_OTLP_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
-  const shared: SpanExporter = otlp ? new FanOutExporter([printer, new OTLPTraceExporter()]) : printer;
+  const shared: SpanExporter = otlp ? new FanOutExporter([printer, new OtlpGrpcSpanExporter()]) : printer;
   // One exporter for all four agents: each agent's shutdown must not close it.
   const perHost: SpanExporter = { export: (s, d) => shared.export(s, d), shutdown: async () => {}, forceFlush: () => shared.forceFlush?.() ?? Promise.resolve() };
   const system = new SampleSystem({

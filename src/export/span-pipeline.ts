@@ -1,5 +1,6 @@
 /**
- * The SDK's BatchSpanProcessor in front of an OTLP/gRPC exporter. Both read
+ * The SDK's BatchSpanProcessor in front of the OTLP/gRPC exporter
+ * (OtlpGrpcSpanExporter: the OpenTelemetry exporter with a faster encoder). Both read
  * the standard variables: OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT (default
  * http://localhost:4317), _HEADERS, _TIMEOUT, _COMPRESSION, _INSECURE, and
  * OTEL_BSP_* for batching and the bounded queue (Gearbox's own defaults,
@@ -11,7 +12,7 @@
  * (RetryingExporter) while the queue absorbs what arrives meanwhile.
  */
 import { BatchSpanProcessor, type BufferConfig, type ReadableSpan, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
+import { OtlpGrpcSpanExporter } from './otlp-grpc-exporter';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { Logger } from '../log';
 import { DEFAULT_RETRY, RetryingExporter } from './retrying-exporter';
@@ -90,7 +91,7 @@ export interface SpanPipeline {
 }
 
 /** `batch` overrides the OTEL_BSP_* settings (the demo wants short delays). */
-export function createSpanPipeline(log: Logger, exporter: SpanExporter = new OTLPTraceExporter(), batch?: BufferConfig): SpanPipeline {
+export function createSpanPipeline(log: Logger, exporter: SpanExporter = new OtlpGrpcSpanExporter(), batch?: BufferConfig): SpanPipeline {
   let lastErrorLog = 0;
   const retrying = new RetryingExporter(exporter, DEFAULT_RETRY, (err, willRetry) => {
     counting.stats.exportErrors++;

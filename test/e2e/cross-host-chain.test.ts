@@ -5,6 +5,9 @@
  * service (h3) -> redis-server (h4). Every request must arrive as exactly one
  * trace of six spans with the right kinds, services, parents and windows —
  * with each way of hooking syscalls (--hooks raw and --hooks per-syscall).
+ * In the second round every other host's agent encodes its spans with the
+ * OpenTelemetry serializer (--otlp-encoder opentelemetry) instead of the
+ * agent's own encoder, so each trace mixes spans of both.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -42,8 +45,9 @@ describe(`cross-host chain: client -> HTTP -> HTTP -> Redis, one agent per host,
     await receiver.start();
     lab = new Lab(path.join(ROOT, 'test-logs', `cross-host-chain-${hooks}`));
     hosts = lab.create(4);
-    for (const h of hosts) {
+    for (const [i, h] of hosts.entries()) {
       const args = [CLI, 'run', '--cgroup', h.cgroup, '--hooks', hooks, '--poll-ms', '20', '--idle-ms', '1000', '--stats-interval-ms', '0'];
+      if (hooks === 'per-syscall' && i % 2 === 1) args.push('--otlp-encoder', 'opentelemetry');
       // GEARBOX_E2E_RECORD=1 keeps each host's raw kernel events (for replay fixtures).
       if (process.env.GEARBOX_E2E_RECORD === '1') args.push('--record', path.join(lab.logDir, `events-${h.name}.bin`));
       const agent = lab.spawnRoot(`agent-${h.name}`, process.execPath, args, {
