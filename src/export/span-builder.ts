@@ -3,7 +3,7 @@
  * came from the kernel. Named and described by protocol (HTTP/1.x, Redis,
  * generic TCP) following the semantic conventions.
  */
-import { SpanKind, SpanStatusCode, TraceFlags, type Attributes, type Link, type SpanContext, type SpanStatus } from '@opentelemetry/api';
+import { SpanKind, SpanStatusCode, TraceFlags, type Attributes, type HrTime, type Link, type SpanContext, type SpanStatus } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import {
@@ -36,6 +36,43 @@ import { derivePipelined } from '../trace/pipelining';
 import { hrDuration, type WallClock } from './clock';
 
 export const INSTRUMENTATION_SCOPE = { name: 'gearbox', version: '0.1.0' };
+
+// Shared by the spans that have them: a span is built for every traced hop,
+// and what it allocates is paid again in garbage collection.
+const NO_LINKS: Link[] = Object.freeze([]) as unknown as Link[];
+const NO_EVENTS: ReadableSpan['events'] = Object.freeze([]) as unknown as ReadableSpan['events'];
+const STATUS_UNSET: SpanStatus = Object.freeze({ code: SpanStatusCode.UNSET });
+const STATUS_ERROR: SpanStatus = Object.freeze({ code: SpanStatusCode.ERROR });
+
+/** A finished span of a traced exchange (a class: no closure per span for spanContext()). */
+class KernelSpan implements ReadableSpan {
+  readonly ended = true;
+  readonly instrumentationScope = INSTRUMENTATION_SCOPE;
+  readonly events = NO_EVENTS;
+  readonly droppedAttributesCount = 0;
+  readonly droppedEventsCount = 0;
+  readonly droppedLinksCount = 0;
+  readonly duration: HrTime;
+
+  constructor(
+    readonly name: string,
+    readonly kind: SpanKind,
+    private readonly context: SpanContext,
+    readonly parentSpanContext: SpanContext | undefined,
+    readonly startTime: HrTime,
+    readonly endTime: HrTime,
+    readonly status: SpanStatus,
+    readonly attributes: Attributes,
+    readonly links: Link[],
+    readonly resource: Resource,
+  ) {
+    this.duration = hrDuration(startTime, endTime);
+  }
+
+  spanContext(): SpanContext {
+    return this.context;
+  }
+}
 
 function isIpv4(addr: string): boolean {
   return /^\d+\.\d+\.\d+\.\d+$/.test(addr);
@@ -116,7 +153,7 @@ export function buildSpan(ex: Exchange, resource: Resource, clock: WallClock, ex
   if (ex.lostEvents) attrs['gearbox.events_lost'] = ex.lostEvents;
 
   let name: string;
-  let status: SpanStatus = { code: SpanStatusCode.UNSET };
+  let status: SpanStatus = STATUS_UNSET;
   switch (view.protocol) {
     case 'http': {
       const { request, response } = view;
@@ -134,7 +171,7 @@ export function buildSpan(ex: Exchange, resource: Resource, clock: WallClock, ex
       if (response) {
         attrs[ATTR_HTTP_RESPONSE_STATUS_CODE] = response.status;
         if (response.status >= 500 || (!server && response.status >= 400)) {
-          status = { code: SpanStatusCode.ERROR };
+          status = STATUS_ERROR;
           attrs[ATTR_ERROR_TYPE] = String(response.status);
         }
       }
@@ -169,23 +206,5 @@ export function buildSpan(ex: Exchange, resource: Resource, clock: WallClock, ex
   const endNs = ex.response ? ex.response.endNs : ex.request.endNs;
   const startTime = clock.toHrTime(ex.request.startNs);
   const endTime = clock.toHrTime(Math.max(endNs, ex.request.startNs));
-  return {
-    name,
-    kind: server ? SpanKind.SERVER : SpanKind.CLIENT,
-    spanContext: () => ctx,
-    parentSpanContext: parent,
-    startTime,
-    endTime,
-    duration: hrDuration(startTime, endTime),
-    status,
-    attributes: attrs,
-    links: extras.links ?? [],
-    events: [],
-    ended: true,
-    resource,
-    instrumentationScope: INSTRUMENTATION_SCOPE,
-    droppedAttributesCount: 0,
-    droppedEventsCount: 0,
-    droppedLinksCount: 0,
-  };
+  return new KernelSpan(name, server ? SpanKind.SERVER : SpanKind.CLIENT, ctx, parent, startTime, endTime, status, attrs, extras.links ?? NO_LINKS, resource);
 }
