@@ -2,7 +2,7 @@
  * HTTP/1.x message heads, parsed from the first bytes of a message. Parsing
  * never throws: anything that is not a well-formed head returns null.
  */
-const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'];
 
 export interface HttpRequestHead {
   method: string;
@@ -127,19 +127,61 @@ function methodEnd(buf: Buffer): number {
   return -1;
 }
 
+/** The method whose name is buf[0, end), or undefined (one of METHODS: no string is made). */
+function methodNamed(buf: Buffer, end: number): string | undefined {
+  for (const m of METHODS) {
+    if (m.length !== end) continue;
+    let i = 0;
+    while (i < end && buf[i] === m.charCodeAt(i)) i++;
+    if (i === end) return m;
+  }
+  return undefined;
+}
+
 export function looksLikeHttpRequest(buf: Buffer): boolean {
   const sp = methodEnd(buf);
-  return sp > 0 && METHODS.has(buf.toString('latin1', 0, sp));
+  return sp > 0 && methodNamed(buf, sp) !== undefined;
+}
+
+const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
+/** What JavaScript's \s matches among the Latin-1 characters. */
+const isSpace = (c: number) => (c >= 0x09 && c <= 0x0d) || c === 0x20 || c === 0xa0;
+
+/** "d.d" at buf[at, at+3), as a string ("1.1" and "1.0" without making one), or undefined. */
+function versionAt(buf: Buffer, at: number): string | undefined {
+  const major = buf[at];
+  const minor = buf[at + 2];
+  if (!isDigit(major) || buf[at + 1] !== 0x2e || !isDigit(minor)) return undefined;
+  if (major === 0x31) return minor === 0x31 ? '1.1' : minor === 0x30 ? '1.0' : `1.${minor - 0x30}`;
+  return `${major - 0x30}.${minor - 0x30}`;
+}
+
+const HTTP_SLASH = [0x48, 0x54, 0x54, 0x50, 0x2f]; // "HTTP/"
+
+/**
+ * The request line "METHOD SP target SP HTTP/d.d" (the target: no
+ * whitespace), read from the bytes: the method and version come out as
+ * constants, only the target is made a string.
+ */
+function requestLine(buf: Buffer, lineEnd: number): { method: string; target: string; version: string } | undefined {
+  const sp = methodEnd(buf);
+  const method = sp > 0 ? methodNamed(buf, sp) : undefined;
+  const v = lineEnd - 9; // " HTTP/d.d"
+  if (method === undefined || v <= sp + 1 || buf[v] !== 0x20) return undefined;
+  for (let i = 0; i < 5; i++) if (buf[v + 1 + i] !== HTTP_SLASH[i]) return undefined;
+  const version = versionAt(buf, v + 6);
+  if (version === undefined) return undefined;
+  for (let i = sp + 1; i < v; i++) if (isSpace(buf[i])) return undefined;
+  return { method, target: buf.toString('latin1', sp + 1, v), version };
 }
 
 export function parseHttpRequest(buf: Buffer): HttpRequestHead | null {
   if (!looksLikeHttpRequest(buf)) return null;
   const lineEnd = firstLineEnd(buf);
   if (lineEnd < 0) return null;
-  const line = buf.toString('latin1', 0, lineEnd);
-  const m = /^([A-Z]+) (\S+) HTTP\/(\d\.\d)$/.exec(line);
-  if (!m || !METHODS.has(m[1])) return null;
-  const target = m[2];
+  const line = requestLine(buf, lineEnd);
+  if (!line) return null;
+  const target = line.target;
   const q = target.indexOf('?');
   let pathPart = q >= 0 ? target.slice(0, q) : target;
   if (/^https?:\/\//i.test(pathPart)) {
@@ -149,11 +191,11 @@ export function parseHttpRequest(buf: Buffer): HttpRequestHead | null {
   }
   const h = headers(buf, lineEnd);
   return {
-    method: m[1],
+    method: line.method,
     target,
     path: pathPart,
     query: q >= 0 ? target.slice(q + 1) : undefined,
-    version: m[3],
+    version: line.version,
     host: h.host,
     userAgent: h.userAgent,
     headLength: h.headLength,
@@ -173,19 +215,25 @@ export function parseHttpResponse(buf: Buffer): HttpResponseHead | null {
   if (!looksLikeHttpResponse(buf)) return null;
   const lineEnd = firstLineEnd(buf);
   if (lineEnd < 0) return null;
-  const line = buf.toString('latin1', 0, lineEnd);
-  const m = /^HTTP\/(\d\.\d) (\d{3})(?: .*)?$/.exec(line);
-  if (!m) return null;
+  // "HTTP/d.d SP ddd", then the end of the line or SP and a reason without CR.
+  if (lineEnd < 12) return null;
+  const version = versionAt(buf, 5);
+  if (version === undefined || buf[8] !== 0x20 || !isDigit(buf[9]) || !isDigit(buf[10]) || !isDigit(buf[11])) return null;
+  if (lineEnd > 12) {
+    if (buf[12] !== 0x20) return null;
+    for (let i = 13; i < lineEnd; i++) if (buf[i] === CR) return null;
+  }
+  const status = (buf[9] - 0x30) * 100 + (buf[10] - 0x30) * 10 + (buf[11] - 0x30);
   const h = headers(buf, lineEnd);
   const te = h.transferEncoding?.toLowerCase() ?? '';
   const conn = h.connection?.toLowerCase() ?? '';
   return {
-    version: m[1],
-    status: Number(m[2]),
+    version,
+    status,
     headLength: h.headLength,
     contentLength: parseLength(h.contentLength),
     chunked: te.includes('chunked'),
-    close: conn.includes('close') || (m[1] === '1.0' && !conn.includes('keep-alive')),
+    close: conn.includes('close') || (version === '1.0' && !conn.includes('keep-alive')),
   };
 }
 
