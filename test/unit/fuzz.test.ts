@@ -11,17 +11,7 @@ import { parseHttpRequest, parseHttpResponse, splitPipelinedRequests, splitRespo
 import { parseRedisCommand, parseRedisReply } from '../../src/protocols/redis';
 import { expectedResponseBytes, identify } from '../../src/protocols';
 import { buildRecord } from '../support/event-builder';
-
-/** xorshift32: a seeded generator, so a failure can be replayed. */
-function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x1_0000_0000;
-  };
-}
+import { seededRandom } from '../support/seeded-random';
 
 function mutate(base: Buffer, r: () => number): Buffer {
   const b = Buffer.from(base);
@@ -41,7 +31,7 @@ const SEED = Number(process.env.FUZZ_SEED ?? 20261123);
 const N = 1_000_000;
 
 test(`decoder: ${N} random and mutated records refuse only with DecodeError`, () => {
-  const r = rng(SEED);
+  const r = seededRandom(SEED);
   const samples = [
     buildRecord({ msgSeq: 1, connId: 7, tsNs: 1, payload: 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' }),
     buildRecord({ msgSeq: 2, connId: 7, tsNs: 2, bytes: 10 }),
@@ -70,7 +60,7 @@ test(`decoder: ${N} random and mutated records refuse only with DecodeError`, ()
 });
 
 test(`protocol parsers: ${N} random and mutated heads never throw`, () => {
-  const r = rng(SEED + 1);
+  const r = seededRandom(SEED + 1);
   const samples = [
     'GET /a/b?c=d HTTP/1.1\r\nHost: api\r\nUser-Agent: x\r\nContent-Length: 3\r\n\r\nabcGET /2 HTTP/1.1\r\n\r\n',
     'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nhelloHTTP/1.1 204 No\r\n\r\n',
