@@ -92,6 +92,7 @@ export class RingBufferReader {
     let cons = Number(Atomics.load(this.consumerPos, 0));
     const prod = Number(Atomics.load(this.producerPos, 0));
     let n = 0;
+    let unreleased = 0;
     while (cons < prod && n < maxRecords) {
       const off = cons % this.size; // positions exceed 32 bits over time: no bit ops
       const lenWord = Atomics.load(this.dataHdr, off >> 2) >>> 0;
@@ -109,8 +110,14 @@ export class RingBufferReader {
         n++;
       }
       cons += (len + HDR + 7) & ~7;
-      Atomics.store(this.consumerPos, 0, BigInt(cons));
+      // The space is given back to the kernel every 32 records and at the
+      // end, not after each record: each store allocates a BigInt.
+      if (++unreleased === 32) {
+        Atomics.store(this.consumerPos, 0, BigInt(cons));
+        unreleased = 0;
+      }
     }
+    if (unreleased > 0) Atomics.store(this.consumerPos, 0, BigInt(cons));
     return n;
   }
 
