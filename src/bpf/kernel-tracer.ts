@@ -9,6 +9,7 @@ import koffi from 'koffi';
 import { CFG, COUNTER_NAMES, RODATA, STRUCTS } from '../events/layout';
 import { kernelTickNs } from './kernel-tick';
 import { libbpf, type Ptr } from './libbpf';
+import { withSignalsHeld } from './signals-held';
 import { cgroup2Root } from './prerequisites';
 import type { PeerPrefix } from './trusted-peers';
 import { RingBufferReader } from './ring-buffer';
@@ -164,7 +165,7 @@ export class KernelTracer {
       if (set && set !== hooks) lib.bpf_program__set_autoload(p, false);
     }
     this.configure();
-    if ((lib.bpf_object__load(this.obj) as number) !== 0) {
+    if ((withSignalsHeld(() => lib.bpf_object__load(this.obj)) as number) !== 0) {
       const errno = koffi.errno();
       const detail = libbpfLines.slice(-25).join('\n');
       const hookSetFailed = programsThatFailed(libbpfLines).some((name) => this.hookSetOfProgram(name) === hooks);

@@ -72,6 +72,7 @@ function bind() {
     sysconf: libc.func('long sysconf(int name)'),
     clock_gettime: libc.func('int clock_gettime(int clk, _Out_ int64_t *ts)'),
     sched_setscheduler: libc.func('int sched_setscheduler(int pid, int policy, const uint8_t *param)'),
+    pthread_sigmask: libc.func('int pthread_sigmask(int how, const uint8_t *set, _Out_ uint8_t *oldset)'),
   };
 }
 

@@ -1,6 +1,7 @@
 /**
  * `gearbox run` options on a real kernel: a config file that excludes a
- * process by name and prints traces on the console instead of exporting.
+ * process by name and prints traces on the console instead of exporting;
+ * --cpu-priority idle; a refusal under --hooks auto; loading under a profiler.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -101,4 +102,32 @@ test('--cpu-priority idle: every thread of the agent under SCHED_IDLE once attac
   await Lab.stop(agent);
   const clientLines = clientSpanLines(out);
   assert.equal(clientLines.length, N, `expected ${N} client spans on the console, got:\n${out.slice(-3000)}`);
+});
+
+test('under a profiler that sends SIGPROF every millisecond (node --cpu-prof), the programs load, trace and detach', async () => {
+  if (!lab) {
+    lab = new Lab(path.join(ROOT, 'test-logs', 'run-options'));
+    lab.create(1);
+  }
+  const h = lab.hosts[0];
+  // The verifier gives up with EAGAIN on a pending signal, and libbpf retries a program 5 times: without
+  // the signals held during the load, SIGPROF every 1 ms refused gearbox_sockops every time (errno 11).
+  const profiles = fs.mkdtempSync(path.join(lab.logDir, 'cpu-prof-'));
+  const agent = lab.spawnRoot('agent-profiled', process.execPath, [
+    '--cpu-prof',
+    '--cpu-prof-interval', '1000',
+    '--cpu-prof-dir', profiles,
+    CLI, 'run', '--cgroup', h.cgroup, '--console', '--no-export', '--idle-ms', '500', '--poll-ms', '20', '--stats-interval-ms', '0',
+  ]);
+  let out = '';
+  agent.stdout?.on('data', (d) => (out += d));
+  agent.stderr?.on('data', (d) => (out += d));
+  await Lab.waitFor(agent, /"msg":"attached"|refused/, 20_000, 'agent');
+  assert.doesNotMatch(out, /refused/, `the load failed under the profiler:\n${out.slice(0, 2000)}`);
+  await Lab.stop(await serveAndRequest(h, 8082, '-profiled'));
+  assert.equal(await Lab.stop(agent, 'SIGINT'), 0, out.slice(-2000));
+  assert.match(out, /"msg":"detached"/);
+  assert.equal(clientSpanLines(out).length, N, `expected ${N} client spans on the console, got:\n${out.slice(-3000)}`);
+  const written = fs.readdirSync(profiles).filter((f) => f.endsWith('.cpuprofile'));
+  assert.equal(written.length, 1, 'the profiler ran (it wrote its profile at exit)');
 });
