@@ -5,7 +5,7 @@
  * libbpf retries a program only five times, so a profiler's SIGPROF every
  * millisecond (`node --cpu-prof`, which needs ~15 ms for the largest
  * program) or any burst of signals would fail the agent's start. SIGKILL and
- * SIGSTOP cannot be held; Ctrl-C during the load acts right after it.
+ * SIGSTOP cannot be held; a Ctrl-C during the load acts right after it.
  */
 import { libbpf } from './libbpf';
 
