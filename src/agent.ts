@@ -18,7 +18,7 @@ import { buildSpans } from './export/span-builder';
 import { createSpanPipeline, type SpanPipeline } from './export/span-pipeline';
 import type { BufferConfig, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Logger } from './log';
-import { AgentMetrics } from './export/agent-metrics';
+import type { AgentMetrics } from './export/agent-metrics';
 import { CpuBudget } from './overhead/cpu-budget';
 import { RootRateCap } from './overhead/root-rate-cap';
 import { setCpuPriority, type CpuPriority } from './overhead/cpu-priority';
@@ -107,6 +107,8 @@ export class Agent {
   /** Starts the Prometheus endpoint, if asked for; resolves with its port. */
   async serveMetrics(): Promise<number | undefined> {
     if (this.opts.metricsPort === undefined) return undefined;
+    // Loaded only when asked for: prom-client costs the agent's memory otherwise.
+    const { AgentMetrics } = await import('./export/agent-metrics');
     this.metrics = new AgentMetrics(() => this.stats());
     const port = await this.metrics.listen(this.opts.metricsPort, this.opts.metricsHost ?? '0.0.0.0');
     this.opts.log.info({ port, path: '/metrics' }, 'metrics endpoint');

@@ -4,7 +4,6 @@
  * Precedence: command line > GEARBOX_* environment > config file > defaults.
  */
 import fs from 'node:fs';
-import { parse as parseYaml } from 'yaml';
 
 export class ConfigFileError extends Error {}
 
@@ -19,7 +18,8 @@ export function loadConfigFile(file: string, knownKeys: string[]): Record<string
   }
   let data: unknown;
   try {
-    data = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+    // yaml is loaded only for a YAML file (a module less in memory otherwise).
+    data = file.endsWith('.json') ? JSON.parse(text) : (require('yaml') as typeof import('yaml')).parse(text);
   } catch (e) {
     throw new ConfigFileError(`config file ${file} is not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message}`);
   }
