@@ -20,6 +20,13 @@ export function requireRoot(): void {
   if (process.getuid?.() !== 0) throw new Error('the benchmark needs root (BPF, cgroups)');
 }
 
+/** Commands a benchmark runs, found on PATH, or a clear error naming the package. */
+export function requireCommands(...commands: string[]): void {
+  const dirs = (process.env.PATH ?? '').split(':').filter(Boolean);
+  const missing = commands.filter((c) => !dirs.some((d) => fs.existsSync(path.join(d, c))));
+  if (missing.length) throw new Error(`the benchmark needs ${missing.join(', ')}: run scripts/setup.sh (or apt-get install ${missing.map((c) => (c === 'nginx' ? 'nginx-light' : c)).join(' ')})`);
+}
+
 /** A child cgroup tree for one benchmark run, removed by `remove()`. */
 export class BenchCgroups {
   readonly base = path.join(CG_ROOT, `gearbox-bench-${crypto.randomBytes(2).toString('hex')}`);

@@ -19,7 +19,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { keepAliveProxy, writeNginxConfig } from '../src/lab/nginx-config';
-import { BenchCgroups, OtlpSink, bpfProgramTimes, ROOT, cpuSeconds, median, requireRoot, rssMiB, saveResults, startAgent, stopAgent, withBpfStats, type RunningAgent } from './bench-support';
+import { BenchCgroups, OtlpSink, bpfProgramTimes, ROOT, cpuSeconds, median, requireCommands, requireRoot, rssMiB, saveResults, startAgent, stopAgent, withBpfStats, type RunningAgent } from './bench-support';
 
 const ROUNDS = Number(process.env.BENCH_HTTP_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 10);
@@ -149,6 +149,7 @@ interface LongRun {
 
 async function main(): Promise<void> {
   requireRoot();
+  requireCommands('wrk', 'nginx');
   const restoreBpfStats = BPF_STATS ? withBpfStats() : undefined;
   const cgroups = new BenchCgroups();
   const traced = cgroups.make('traced');
