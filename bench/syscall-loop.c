@@ -3,7 +3,8 @@
 // (getppid) two calls of a syscall Gearbox does not watch; or (pingpong) N
 // request/response exchanges on a loopback TCP connection: the client writes
 // a request, the server reads it and writes a response, the client reads it
-// (every call opens a message, as in HTTP).
+// (every call opens a message, as in HTTP); or (rpc) the same with the client
+// and the server in two processes.
 // Prints nanoseconds per syscall (write and read each count as one).
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,7 +27,7 @@ static double now_ns(void)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s tcp|pingpong|pipe|getppid rounds\n", argv[0]);
+		fprintf(stderr, "usage: %s tcp|pingpong|rpc|pipe|getppid rounds\n", argv[0]);
 		return 2;
 	}
 	long rounds = atol(argv[2]);
@@ -62,6 +64,36 @@ int main(int argc, char **argv)
 	}
 	char buf[64];
 	memset(buf, 'x', sizeof(buf));
+	if (strcmp(argv[1], "rpc") == 0) {
+		/* A client process and a server process: every request is a new
+		 * trace (the client serves nothing), as between two services. */
+		int one = 1;
+		setsockopt(rfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		pid_t server = fork();
+		if (server < 0)
+			return 1;
+		if (server == 0) {
+			close(wfd);
+			while (read(rfd, buf, sizeof(buf)) > 0)
+				if (write(rfd, buf, sizeof(buf)) != sizeof(buf))
+					return 1;
+			return 0;
+		}
+		close(rfd);
+		double t0 = 0;
+		for (long i = -rounds / 10; i < rounds; i++) { /* the first tenth warms up */
+			if (i == 0)
+				t0 = now_ns();
+			if (write(wfd, buf, sizeof(buf)) != sizeof(buf) || read(wfd, buf, sizeof(buf)) <= 0)
+				return 1;
+		}
+		double t1 = now_ns();
+		close(wfd);
+		int status;
+		waitpid(server, &status, 0);
+		printf("%.1f\n", (t1 - t0) / (4.0 * rounds));
+		return 0;
+	}
 	if (strcmp(argv[1], "pingpong") == 0) {
 		int one = 1;
 		setsockopt(rfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

@@ -8,6 +8,7 @@ import type { HookChoice } from './bpf/hooks';
 import { requireRunPrerequisites } from './bpf/prerequisites';
 import type { PeerPrefix } from './bpf/trusted-peers';
 import { ScopeLock } from './bpf/scope-lock';
+import { drainFor } from './bpf/ring-buffer';
 import { EventView } from './events/decoder';
 import { Flag } from './events/layout';
 import { EventRecorder } from './events/replay';
@@ -23,6 +24,11 @@ import { CpuBudget } from './overhead/cpu-budget';
 import { RootRateCap } from './overhead/root-rate-cap';
 import { setCpuPriority, type CpuPriority } from './overhead/cpu-priority';
 import { runDelayMicros } from './overhead/run-delay';
+
+/** The longest the agent reads the ring buffer before its event loop may turn. */
+const DRAIN_SLICE_MS = 20;
+
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export interface AgentOptions {
   cgroupPath: string;
@@ -220,10 +226,14 @@ export class Agent {
   private async loop(): Promise<void> {
     let calibrated = Date.now();
     let lossChecked = Date.now();
+    let more = false;
     while (!this.stopping) {
-      await this.tracer.ring.wait(this.opts.pollMs);
+      // With records still queued, only let the event loop turn (exports,
+      // timers, the metrics endpoint) before reading on.
+      if (more) await yieldToEventLoop();
+      else await this.tracer.ring.wait(this.opts.pollMs);
       if (this.stopping) break;
-      this.drain();
+      more = this.drainSlice();
       this.correlator.tick(this.clock.nowMonotonicNs());
       const now = Date.now();
       if (now - calibrated > 10_000) {
@@ -246,8 +256,18 @@ export class Agent {
     }
   }
 
+  /** Everything queued (when stopping). */
   private drain(): void {
     this.tracer.ring.drain(this.onRecord);
+  }
+
+  /**
+   * Reads for at most DRAIN_SLICE_MS; true when records are left. A full ring
+   * (8 MiB) can hold a second or more of the agent's work: read in one go,
+   * it would stall exports, the stats and the metrics endpoint that long.
+   */
+  private drainSlice(): boolean {
+    return drainFor(this.tracer.ring, this.onRecord, DRAIN_SLICE_MS);
   }
 
   /** Every record is decoded into this one object (see EventView). */

@@ -29,6 +29,28 @@ const HDR = 8;
 
 export type RecordHandler = (bytes: Buffer, view: DataView, off: number, len: number) => void;
 
+/** What drainFor needs of a reader. */
+export interface Drainable {
+  drain(onRecord: RecordHandler, maxRecords: number): number;
+  pending(): number;
+}
+
+/** Records read between two looks at the clock. */
+const DRAIN_BATCH = 256;
+
+/**
+ * Reads records for at most `ms` milliseconds (in batches of DRAIN_BATCH);
+ * true when some are left, so that the caller can let other work run before
+ * it reads on.
+ */
+export function drainFor(ring: Drainable, onRecord: RecordHandler, ms: number, now: () => number = () => performance.now()): boolean {
+  const until = now() + ms;
+  do {
+    if (ring.drain(onRecord, DRAIN_BATCH) < DRAIN_BATCH) return false;
+  } while (now() < until);
+  return ring.pending() > 0;
+}
+
 export class RingBufferReader {
   private readonly page: number;
   private readonly consumerPtr: Ptr;
