@@ -11,7 +11,12 @@
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
 import { convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate, type OTLPGRPCExporterConfigNode } from '@opentelemetry/otlp-grpc-exporter-base';
-import { ProtobufTraceSerializer, TraceExporterMetricsHelper, type IExportTraceServiceResponse, type ISerializer } from '@opentelemetry/otlp-transformer';
+import type { IExportTraceServiceResponse, ISerializer } from '@opentelemetry/otlp-transformer';
+// The trace parts only: the package's index also loads its metrics and logs
+// serializers, and with them @opentelemetry/sdk-metrics and api-logs (~60
+// modules the agent never runs). The version is pinned in package.json.
+import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer/build/src/trace/protobuf/trace';
+import { TraceExporterMetricsHelper } from '@opentelemetry/otlp-transformer/build/src/trace';
 import { OtlpTraceEncoder } from './otlp-trace-encoder';
 
 /** The component type OTLPTraceExporter reports in its self-observability metrics. */
