@@ -168,11 +168,16 @@ export async function stopAgent(agent: RunningAgent): Promise<void> {
   await new Promise((r) => agent.proc.once('exit', r));
 }
 
-/** Adds (replaces) one benchmark's section of bench/results.json. */
-export function saveResults(section: string, value: unknown): void {
+/**
+ * Adds (replaces) one benchmark's section of bench/results.json. A run of
+ * only some regimes (`partial`) replaces only theirs and keeps the others'
+ * (each regime's entry says when it was measured).
+ */
+export function saveResults(section: string, value: unknown, partial = false): void {
   const file = path.join(ROOT, 'bench', 'results.json');
   const prev = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : {};
-  fs.writeFileSync(file, JSON.stringify({ ...prev, [section]: { date: new Date().toISOString(), ...(value as object) } }, null, 2) + '\n');
+  const kept = partial ? (prev[section] ?? {}) : {};
+  fs.writeFileSync(file, JSON.stringify({ ...prev, [section]: { ...kept, date: new Date().toISOString(), ...(value as object) } }, null, 2) + '\n');
 }
 
 /** The count-only OTLP receiver (bench/otlp-sink.ts) in a child process. */

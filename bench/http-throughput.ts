@@ -304,6 +304,7 @@ function report(results: RegimeResult[], longRun: LongRun | undefined): void {
     );
     out[regime.id] = {
       label: regime.label,
+      measuredAt: new Date().toISOString(),
       untracedRps: median(off.map((r) => r.rps)),
       tracedRps: median(on.map((r) => r.rps)),
       throughputRatio: median(rps),
@@ -325,7 +326,7 @@ function report(results: RegimeResult[], longRun: LongRun | undefined): void {
   } else {
     out.longRun = previousLongRun(); // a run without the long one (BENCH_LOAD_SECONDS=0) keeps the last one's figures
   }
-  saveResults('http', { rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS, ...out });
+  saveResults('http', { rounds: ROUNDS, seconds: SECONDS, connections: CONNECTIONS, ...out }, process.env.BENCH_HTTP_REGIMES !== undefined);
 }
 
 main().catch((e) => {

@@ -211,6 +211,7 @@ async function main(): Promise<void> {
       );
       out[regime.id] = {
         label: regime.label,
+        measuredAt: new Date().toISOString(),
         kind: regime.kind,
         storms: STORMS,
         loopRounds: regime.rounds,
@@ -231,7 +232,7 @@ async function main(): Promise<void> {
   console.log('| regime | storm time per call traced/untraced | events read by the agent | events lost (kernel counter), share | loss counted exactly (read = handed over) | /metrics latency during the storm, max | longest gap between 1-s stats lines | agent CPU, cores | agent RSS peak |');
   console.log('|---|---|---|---|---|---|---|---|---|');
   for (const row of rows) console.log(row);
-  saveResults('overload', { rounds: ROUNDS, ...out });
+  saveResults('overload', { rounds: ROUNDS, ...out }, process.env.BENCH_OVERLOAD_REGIMES !== undefined);
 }
 
 main().catch((e) => {
