@@ -212,6 +212,7 @@ async function main(): Promise<void> {
       out[regime.id] = {
         label: regime.label,
         measuredAt: new Date().toISOString(),
+        rounds: ROUNDS,
         kind: regime.kind,
         storms: STORMS,
         loopRounds: regime.rounds,
