@@ -143,9 +143,13 @@ async function tracedRound(bin: string, cgroup: string, regime: Regime, sink: Ot
     }
   })();
   const from = Date.now();
-  const storm = await storms(bin, cgroup, regime);
+  let storm: StormResult;
+  try {
+    storm = await storms(bin, cgroup, regime);
+  } finally {
+    storming = false; // also when a storm failed: the scraper must end
+  }
   const to = Date.now();
-  storming = false;
   await scraper;
   await new Promise((r) => setTimeout(r, 1500)); // the agent reads what is still queued
   const agentCpuS = cpuSeconds(pid) - cpu0;
