@@ -8,6 +8,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
+import { which } from '../src/bpf/prerequisites';
+
 export { cpuSeconds, rssMiB } from '../test/support/process-watch';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
@@ -22,8 +24,7 @@ export function requireRoot(): void {
 
 /** Commands a benchmark runs, found on PATH, or a clear error naming the package. */
 export function requireCommands(...commands: string[]): void {
-  const dirs = (process.env.PATH ?? '').split(':').filter(Boolean);
-  const missing = commands.filter((c) => !dirs.some((d) => fs.existsSync(path.join(d, c))));
+  const missing = commands.filter((c) => which(c) === undefined);
   if (missing.length) throw new Error(`the benchmark needs ${missing.join(', ')}: run scripts/setup.sh (or apt-get install ${missing.map((c) => (c === 'nginx' ? 'nginx-light' : c)).join(' ')})`);
 }
 

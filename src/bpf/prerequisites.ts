@@ -164,7 +164,8 @@ export function checkBpffs(): Check {
   };
 }
 
-function which(cmd: string): string | undefined {
+/** The executable `cmd` on PATH, or undefined. */
+export function which(cmd: string): string | undefined {
   for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(':')) {
     const p = path.join(dir, cmd);
     try {
