@@ -3,7 +3,7 @@
  * around a measurement, child cgroups to put workloads in, medians, and the
  * one results file every benchmark adds its section to.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -26,6 +26,22 @@ export function requireRoot(): void {
 export function requireCommands(...commands: string[]): void {
   const missing = commands.filter((c) => which(c) === undefined);
   if (missing.length) throw new Error(`the benchmark needs ${missing.join(', ')}: run scripts/setup.sh (or apt-get install ${missing.map((c) => (c === 'nginx' ? 'nginx-light' : c)).join(' ')})`);
+}
+
+/**
+ * Starts argv[0] with the rest as arguments in `cgroup` (the shell moves
+ * itself there, then execs): stdout and stderr piped unless `stdio` says
+ * otherwise.
+ */
+export function spawnInCgroup(cgroup: string, argv: string[], stdio: StdioOptions = ['ignore', 'pipe', 'pipe']): ChildProcess {
+  return spawn('sh', ['-c', 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"', 'sh', cgroup, ...argv], { stdio });
+}
+
+/** bench/syscall-loop.c, compiled into `dir`; the binary's path. */
+export function buildSyscallLoop(dir: string): string {
+  const bin = path.join(dir, 'syscall-loop');
+  execFileSync('clang', ['-O2', '-o', bin, path.join(ROOT, 'bench', 'syscall-loop.c')]);
+  return bin;
 }
 
 /** A child cgroup tree for one benchmark run, removed by `remove()`. */

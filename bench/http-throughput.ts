@@ -13,13 +13,13 @@
  * each BPF program per request in traced rounds, from kernel.bpf_stats_enabled,
  * which itself adds two clock reads per program run: not for the ratios).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { keepAliveProxy, writeNginxConfig } from '../src/lab/nginx-config';
-import { BenchCgroups, OtlpSink, bpfProgramTimes, ROOT, cpuSeconds, median, requireCommands, requireRoot, rssMiB, saveResults, startAgent, stopAgent, withBpfStats, type RunningAgent } from './bench-support';
+import { BenchCgroups, OtlpSink, bpfProgramTimes, ROOT, cpuSeconds, median, requireCommands, requireRoot, rssMiB, saveResults, spawnInCgroup, startAgent, stopAgent, withBpfStats, type RunningAgent } from './bench-support';
 
 const ROUNDS = Number(process.env.BENCH_HTTP_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 10);
@@ -39,13 +39,9 @@ interface WrkResult {
   errors: number;
 }
 
-function startInCgroupPiped(cgroup: string, argv: string[]): ChildProcess {
-  return spawn('sh', ['-c', 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"', 'sh', cgroup, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
 function startInCgroup(cgroup: string, cmd: string, args: string[], log: string): ChildProcess {
   const out = fs.openSync(log, 'a');
-  return spawn('sh', ['-c', 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"', 'sh', cgroup, cmd, ...args], { stdio: ['ignore', out, out] });
+  return spawnInCgroup(cgroup, [cmd, ...args], ['ignore', out, out]);
 }
 
 async function waitForPort(port: number): Promise<void> {
@@ -73,7 +69,7 @@ function micros(v: string): number {
 /** Runs wrk without blocking the event loop (the OTLP receiver lives in it). */
 async function runWrk(cgroup: string, seconds: number, regime: Regime): Promise<WrkResult> {
   const pacing = regime.rate ? ['-s', paceScript(regime.rate)] : [];
-  const wrk = startInCgroupPiped(cgroup, ['wrk', '-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', ...pacing, `http://127.0.0.1:${PROXY_PORT}/`]);
+  const wrk = spawnInCgroup(cgroup, ['wrk', '-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', ...pacing, `http://127.0.0.1:${PROXY_PORT}/`]);
   let out = '';
   let err = '';
   wrk.stdout!.on('data', (d) => (out += d));

@@ -24,11 +24,10 @@
  * `node dist/bench/overload.js` (BENCH_OVERLOAD_ROUNDS; BENCH_OVERLOAD_SCALE multiplies the storms'
  * work; BENCH_OVERLOAD_REGIMES=id,... runs only those).
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BenchCgroups, OtlpSink, ROOT, cpuSeconds, median, requireRoot, rssMiB, saveResults, startAgent, stopAgent, type RunningAgent } from './bench-support';
+import { BenchCgroups, OtlpSink, buildSyscallLoop, cpuSeconds, median, requireRoot, rssMiB, saveResults, spawnInCgroup, startAgent, stopAgent, type RunningAgent } from './bench-support';
 
 const ROUNDS = Number(process.env.BENCH_OVERLOAD_ROUNDS ?? 3);
 const SCALE = Number(process.env.BENCH_OVERLOAD_SCALE ?? 1);
@@ -72,14 +71,10 @@ interface TracedRound extends StormResult {
   spansReceived: number;
 }
 
-function startStorm(bin: string, cgroup: string, kind: Regime['kind'], rounds: number): ChildProcess {
-  return spawn('sh', ['-c', 'echo $$ > "$1/cgroup.procs" && exec "$2" "$3" "$4"', 'sh', cgroup, bin, kind, String(rounds)], { stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
 /** Runs the regime's storms to the end; the median of their ns per call. */
 async function storms(bin: string, cgroup: string, regime: Regime): Promise<StormResult> {
   const t0 = Date.now();
-  const procs = Array.from({ length: STORMS }, () => startStorm(bin, cgroup, regime.kind, Math.round(regime.rounds / STORMS)));
+  const procs = Array.from({ length: STORMS }, () => spawnInCgroup(cgroup, [bin, regime.kind, String(Math.round(regime.rounds / STORMS))]));
   const outs = await Promise.all(
     procs.map(
       (p) =>
@@ -180,8 +175,7 @@ async function tracedRound(bin: string, cgroup: string, regime: Regime, sink: Ot
 async function main(): Promise<void> {
   requireRoot();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gearbox-bench-overload-'));
-  const bin = path.join(tmp, 'syscall-loop');
-  execFileSync('clang', ['-O2', '-o', bin, path.join(ROOT, 'bench', 'syscall-loop.c')]);
+  const bin = buildSyscallLoop(tmp);
   const cgroups = new BenchCgroups();
   const traced = cgroups.make('traced');
   const sink = await OtlpSink.start();

@@ -9,11 +9,11 @@
  * in rotating order over several rounds. Prints medians and spreads; writes
  * bench/results.json.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BenchCgroups, ROOT, median, requireRoot, saveResults, startAgent, stopAgent } from './bench-support';
+import { BenchCgroups, buildSyscallLoop, median, requireRoot, saveResults, startAgent, stopAgent } from './bench-support';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const CALLS = Number(process.env.BENCH_CALLS ?? 200_000);
@@ -29,8 +29,7 @@ function runLoop(bin: string, cgroup: string, kind: 'tcp' | 'pingpong' | 'pipe' 
 async function main(): Promise<void> {
   requireRoot();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gearbox-bench-'));
-  const bin = path.join(tmp, 'syscall-loop');
-  execFileSync('clang', ['-O2', '-o', bin, path.join(ROOT, 'bench', 'syscall-loop.c')]);
+  const bin = buildSyscallLoop(tmp);
   const cgroups = new BenchCgroups();
   const traced = cgroups.make('traced');
   const outside = cgroups.make('outside');
