@@ -25,7 +25,12 @@ import { RootRateCap } from './overhead/root-rate-cap';
 import { setCpuPriority, type CpuPriority } from './overhead/cpu-priority';
 import { runDelayMicros } from './overhead/run-delay';
 
-/** The longest the agent reads the ring buffer before its event loop may turn. */
+/**
+ * The longest the agent reads the ring buffer before its event loop may
+ * turn. A full ring (8 MiB) can hold a second or more of the agent's work:
+ * read in one go, it would stall exports, the stats and the metrics endpoint
+ * that long.
+ */
 const DRAIN_SLICE_MS = 20;
 
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -233,7 +238,7 @@ export class Agent {
       if (more) await yieldToEventLoop();
       else await this.tracer.ring.wait(this.opts.pollMs);
       if (this.stopping) break;
-      more = this.drainSlice();
+      more = drainFor(this.tracer.ring, this.onRecord, DRAIN_SLICE_MS);
       this.correlator.tick(this.clock.nowMonotonicNs());
       const now = Date.now();
       if (now - calibrated > 10_000) {
@@ -259,15 +264,6 @@ export class Agent {
   /** Everything queued (when stopping). */
   private drain(): void {
     this.tracer.ring.drain(this.onRecord);
-  }
-
-  /**
-   * Reads for at most DRAIN_SLICE_MS; true when records are left. A full ring
-   * (8 MiB) can hold a second or more of the agent's work: read in one go,
-   * it would stall exports, the stats and the metrics endpoint that long.
-   */
-  private drainSlice(): boolean {
-    return drainFor(this.tracer.ring, this.onRecord, DRAIN_SLICE_MS);
   }
 
   /** Every record is decoded into this one object (see EventView). */
