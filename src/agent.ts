@@ -155,7 +155,7 @@ export class Agent {
     return {
       kernel: this.tracer.counters(),
       correlator: { ...this.correlator.stats },
-      export: { ...this.pipeline.exporter.stats, queued: this.pipeline.queued(), maxQueueSize: this.pipeline.maxQueueSize },
+      export: { ...this.pipeline.stats, queued: this.pipeline.queued(), maxQueueSize: this.pipeline.maxQueueSize },
       records: this.records,
       decodeErrors: this.decodeErrors,
       maps: this.tracer.mapOccupancy(),
@@ -177,7 +177,7 @@ export class Agent {
     if (!this.budget.enabled) return;
     const cpu = process.cpuUsage();
     this.budgetReadAt = nowMs;
-    this.droppedAtReading = this.pipeline.exporter.stats.spansDropped;
+    this.droppedAtReading = this.pipeline.stats.spansDropped;
     const dropped = this.droppedAtReading + this.lostReported;
     const before = this.budget.ratio;
     const cpuMicros = cpu.user + cpu.system;
@@ -225,7 +225,7 @@ export class Agent {
     } catch (e) {
       this.opts.log.warn({ err: (e as Error).message }, 'exporter shutdown failed');
     }
-    this.opts.log.info({ ...final, export: { ...this.pipeline.exporter.stats } }, 'detached');
+    this.opts.log.info({ ...final, export: { ...this.pipeline.stats } }, 'detached');
   }
 
   private async loop(): Promise<void> {
@@ -248,7 +248,7 @@ export class Agent {
       // Once a second; sooner when spans are being dropped (every 200 ms
       // of overload is spans lost from traces already sampled).
       const sinceReading = now - this.budgetReadAt;
-      if (sinceReading >= 1000 || (sinceReading >= 200 && this.pipeline.exporter.stats.spansDropped > this.droppedAtReading)) this.keepToBudget(now);
+      if (sinceReading >= 1000 || (sinceReading >= 200 && this.pipeline.stats.spansDropped > this.droppedAtReading)) this.keepToBudget(now);
       if (now - lossChecked >= 1000) {
         this.reportLoss();
         lossChecked = now;

@@ -7,6 +7,10 @@
  * it, with one part swapped: requests are encoded by OtlpTraceEncoder, which
  * writes the same bytes several times faster. Responses are decoded by the
  * library.
+ *
+ * It takes spans (a SpanExporter) or requests already encoded as the spans
+ * ended (EncodedSpans, from the EncodingBatchProcessor: the agent's default
+ * path), which it sends as they are: a BatchExporter of either.
  */
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
@@ -16,27 +20,33 @@ import type { IExportTraceServiceResponse, ISerializer } from '@opentelemetry/ot
 // serializers, and with them @opentelemetry/sdk-metrics and api-logs (~60
 // modules the agent never runs). The version is pinned in package.json.
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer/build/src/trace/protobuf/trace';
-import { TraceExporterMetricsHelper } from '@opentelemetry/otlp-transformer/build/src/trace';
-import { OtlpTraceEncoder } from './otlp-trace-encoder';
+import { OtlpTraceEncoder, type EncodedSpans } from './otlp-trace-encoder';
 
 /** The component type OTLPTraceExporter reports in its self-observability metrics. */
 const COMPONENT_TYPE = 'otlp_grpc_span_exporter';
 
-export function traceSerializer(encoder = new OtlpTraceEncoder()): ISerializer<ReadableSpan[], IExportTraceServiceResponse> {
+type Batch = ReadableSpan[] | EncodedSpans;
+
+const isEncoded = (b: Batch): b is EncodedSpans => !Array.isArray(b);
+
+/** The library's TraceExporterMetricsHelper, counting the spans of either kind of batch. */
+const SPAN_METRICS = { name: 'span' as const, countItems: (b: Batch) => (isEncoded(b) ? b.spanCount : b.length) };
+
+export function traceSerializer(encoder = new OtlpTraceEncoder()): ISerializer<Batch, IExportTraceServiceResponse> {
   return {
-    serializeRequest: (spans) => encoder.encode(spans),
+    serializeRequest: (b) => (isEncoded(b) ? b.bytes : encoder.encode(b)),
     deserializeResponse: (data) => ProtobufTraceSerializer.deserializeResponse(data),
   };
 }
 
-export class OtlpGrpcSpanExporter extends OTLPExporterBase<ReadableSpan[]> implements SpanExporter {
+export class OtlpGrpcSpanExporter extends OTLPExporterBase<Batch> implements SpanExporter {
   constructor(config: OTLPGRPCExporterConfigNode = {}) {
     super(
       createOtlpGrpcExportDelegate(
         convertLegacyOtlpGrpcOptions(config, 'TRACES'),
         traceSerializer(),
         COMPONENT_TYPE,
-        TraceExporterMetricsHelper,
+        SPAN_METRICS,
         config.selfObsMeterProvider,
         'TraceExportService',
         '/opentelemetry.proto.collector.trace.v1.TraceService/Export',

@@ -1,6 +1,8 @@
 /**
- * The protobuf encoding of an OTLP ExportTraceServiceRequest, written in one
- * pass into one reused buffer: byte for byte what the serializer of
+ * The protobuf encoding of an OTLP ExportTraceServiceRequest: each span is
+ * written into a reused scratch buffer and its bytes appended to its
+ * resource's and scope's group (TraceRequestBuilder), then the request is
+ * written around the groups. Byte for byte what the serializer of
  * @opentelemetry/otlp-transformer writes for the same spans (same fields,
  * same order, same defaults; test/unit/otlp-trace-encoder.test.ts compares
  * the two), at a fraction of its cost. That serializer walks every span twice
@@ -48,27 +50,156 @@ function spanFlags(traceFlags: number, isRemote: boolean | undefined): number {
   return (traceFlags & 0xff) | FLAGS_HAS_IS_REMOTE | (isRemote ? FLAGS_IS_REMOTE : 0);
 }
 
+/** Spans already encoded for OTLP, ready to send: the bytes of one ExportTraceServiceRequest. */
+export interface EncodedSpans {
+  readonly bytes: Uint8Array;
+  readonly spanCount: number;
+}
+
+/** What one span group's bytes start with, before growing (a batch of a few spans). */
+const SPAN_BYTES_INITIAL = 16 * 1024;
+/** The most bytes kept for the next requests (a batch of 1,024 agent spans is ~450 KB). */
+const POOL_MAX_BYTES = 8 << 20;
+
+/**
+ * The span groups' buffers of finished requests, handed to the next ones: a
+ * fresh buffer per group and batch (doubling as it filled) was external
+ * memory that V8 counts towards its full collections, which then ran more
+ * often.
+ */
+class BufferPool {
+  private readonly free: Buffer[] = [];
+  private bytes = 0;
+
+  take(atLeast: number): Buffer {
+    for (let i = this.free.length - 1; i >= 0; i--) {
+      const buf = this.free[i];
+      if (buf.length < atLeast) continue;
+      this.free.splice(i, 1);
+      this.bytes -= buf.length;
+      return buf;
+    }
+    return Buffer.allocUnsafeSlow(Math.max(SPAN_BYTES_INITIAL, atLeast));
+  }
+
+  give(buf: Buffer): void {
+    if (this.bytes + buf.length > POOL_MAX_BYTES) return;
+    this.free.push(buf);
+    this.bytes += buf.length;
+  }
+}
+
+/** The encoded spans of one resource and scope: their `ScopeSpans.spans` fields, back to back. */
+class SpanBytes {
+  private buf: Buffer;
+  length = 0;
+
+  constructor(
+    private readonly pool: BufferPool,
+    first: Uint8Array,
+  ) {
+    this.buf = pool.take(first.length);
+    this.append(first);
+  }
+
+  append(bytes: Uint8Array): void {
+    if (this.length + bytes.length > this.buf.length) {
+      let size = this.buf.length * 2;
+      while (size < this.length + bytes.length) size *= 2;
+      const grown = this.pool.take(size);
+      this.buf.copy(grown, 0, 0, this.length);
+      this.pool.give(this.buf);
+      this.buf = grown;
+    }
+    this.buf.set(bytes, this.length);
+    this.length += bytes.length;
+  }
+
+  view(): Uint8Array {
+    return this.buf.subarray(0, this.length);
+  }
+
+  /** Its buffer back to the pool; the bytes are not to be read again. */
+  release(): void {
+    this.pool.give(this.buf);
+    this.length = 0;
+  }
+}
+
+/**
+ * One OTLP request being put together: each span is encoded when it is
+ * added, and only its bytes are kept (off the JavaScript heap), so a span
+ * object does not outlive the code that built it. Kept alive until a batch
+ * is sent, thousands of span objects (their attributes, ids, times) were
+ * copied by every young-generation collection and then promoted, which made
+ * garbage collection the largest part of the agent's CPU.
+ */
+export class TraceRequestBuilder {
+  private readonly groups = new Map<Resource, Map<InstrumentationScope, SpanBytes>>();
+  spanCount = 0;
+
+  constructor(private readonly encoder: OtlpTraceEncoder) {}
+
+  add(span: ReadableSpan): void {
+    const bytes = this.encoder.spanField(span);
+    let byScope = this.groups.get(span.resource);
+    if (!byScope) this.groups.set(span.resource, (byScope = new Map()));
+    const group = byScope.get(span.instrumentationScope);
+    if (group) group.append(bytes);
+    else byScope.set(span.instrumentationScope, new SpanBytes(this.encoder.pool, bytes));
+    this.spanCount++;
+  }
+
+  /** The resources of the spans added, in order of first appearance. */
+  resources(): Resource[] {
+    return [...this.groups.keys()];
+  }
+
+  /** The request: spans by resource, then by scope, both in order of first appearance. */
+  finish(): EncodedSpans {
+    const bytes = this.encoder.request(this.groups);
+    for (const scopes of this.groups.values()) for (const group of scopes.values()) group.release();
+    this.groups.clear();
+    return { bytes, spanCount: this.spanCount };
+  }
+}
+
 export class OtlpTraceEncoder {
   private buf: Buffer = Buffer.allocUnsafeSlow(INITIAL_BYTES);
   private pos = 0;
   private readonly keys = new Map<string, Uint8Array>();
+  /** Buffers for the span groups of the requests written with this encoder. */
+  readonly pool = new BufferPool();
 
   /** The request for these spans; a new array each call (the transport keeps it). */
   encode(spans: readonly ReadableSpan[]): Uint8Array {
+    const request = new TraceRequestBuilder(this);
+    for (const span of spans) request.add(span);
+    return request.finish().bytes;
+  }
+
+  /** One span as a `ScopeSpans.spans` field (tag, length, Span): a view of the scratch buffer, valid until the next call. */
+  spanField(span: ReadableSpan): Uint8Array {
     this.pos = 0;
-    for (const [resource, scopes] of groupSpans(spans)) {
+    this.tag(2, LEN);
+    this.span(span);
+    const out = this.buf.subarray(0, this.pos);
+    if (this.buf.length > 8 * INITIAL_BYTES) this.buf = Buffer.allocUnsafeSlow(INITIAL_BYTES);
+    return out;
+  }
+
+  /** An ExportTraceServiceRequest around spans already encoded by spanField; a new array (the transport keeps it). */
+  request(groups: ReadonlyMap<Resource, ReadonlyMap<InstrumentationScope, SpanBytes>>): Uint8Array {
+    this.pos = 0;
+    for (const [resource, scopes] of groups) {
       this.tag(1, LEN);
       const start = this.beginLength(3);
       this.resource(resource);
-      for (const scoped of scopes.values()) {
+      for (const [scope, spans] of scopes) {
         this.tag(2, LEN);
         const scopeStart = this.beginLength(3);
-        const scope = scoped[0].instrumentationScope;
         this.scope(scope);
-        for (const span of scoped) {
-          this.tag(2, LEN);
-          this.span(span);
-        }
+        this.bytesAsIs(spans.view());
         if (scope.schemaUrl) {
           this.tag(3, LEN);
           this.string(scope.schemaUrl);
@@ -390,6 +521,13 @@ export class OtlpTraceEncoder {
     this.pos += b.length;
   }
 
+  /** Bytes written as they are (no length). */
+  private bytesAsIs(b: Uint8Array): void {
+    this.ensure(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+
   /** A hex id as bytes, length-delimited (as the library: pairs of digits, case-insensitive). */
   private hex(id: string): void {
     const n = id.length >>> 1;
@@ -439,17 +577,4 @@ function varintSize(v: number): number {
   if (v < 0x20_0000) return 3;
   if (v < 0x1000_0000) return 4;
   return 5;
-}
-
-/** Spans by resource, then by scope, both by identity, in order of first appearance. */
-function groupSpans(spans: readonly ReadableSpan[]): Map<Resource, Map<InstrumentationScope, ReadableSpan[]>> {
-  const byResource = new Map<Resource, Map<InstrumentationScope, ReadableSpan[]>>();
-  for (const span of spans) {
-    let byScope = byResource.get(span.resource);
-    if (!byScope) byResource.set(span.resource, (byScope = new Map()));
-    let list = byScope.get(span.instrumentationScope);
-    if (!list) byScope.set(span.instrumentationScope, (list = []));
-    list.push(span);
-  }
-  return byResource;
 }

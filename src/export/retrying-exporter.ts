@@ -2,14 +2,16 @@
  * Holds a batch whose export failed for a reason that may pass (the
  * endpoint is down, slow, overloaded: the gRPC codes OTLP calls retryable)
  * and tries again with exponential backoff, the way the OpenTelemetry
- * Collector's exporters do. While it holds a batch the BatchSpanProcessor
- * waits for it, so new spans pile up in the processor's bounded queue and
+ * Collector's exporters do. While it holds a batch the batcher (the
+ * EncodingBatchProcessor, or the SDK's BatchSpanProcessor) waits for it,
+ * so new spans pile up in the processor's bounded queue and
  * the ones that find it full are dropped and counted there: memory stays
  * bounded and export resumes by itself when the endpoint is back. A batch is
  * given up after `maxElapsedMs`, on a permanent error, or at shutdown.
  */
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import type { BatchExporter } from './batch-exporter';
 
 /** gRPC status codes the OTLP specification calls retryable. */
 const RETRYABLE_GRPC_CODES = new Set([1 /* CANCELLED */, 4 /* DEADLINE_EXCEEDED */, 10 /* ABORTED */, 11 /* OUT_OF_RANGE */, 14 /* UNAVAILABLE */, 15 /* DATA_LOSS */]);
@@ -28,7 +30,7 @@ export function isRetryable(error: Error | undefined): boolean {
   return typeof code !== 'number' || RETRYABLE_GRPC_CODES.has(code);
 }
 
-export class RetryingExporter implements SpanExporter {
+export class RetryingExporter<B = ReadableSpan[]> implements BatchExporter<B> {
   /** Batches being held for a retry right now (0 or 1 behind a BatchSpanProcessor). */
   holding = 0;
   private stopping = false;
@@ -36,12 +38,12 @@ export class RetryingExporter implements SpanExporter {
   private readonly timers = new Set<{ timer: NodeJS.Timeout; giveUp: () => void }>();
 
   constructor(
-    private readonly inner: SpanExporter,
+    private readonly inner: BatchExporter<B>,
     private readonly policy: RetryPolicy = DEFAULT_RETRY,
     private readonly onAttemptFailed: (error: Error | undefined, willRetry: boolean) => void = () => {},
   ) {}
 
-  export(spans: ReadableSpan[], done: (r: ExportResult) => void): void {
+  export(batch: B, done: (r: ExportResult) => void): void {
     if (Date.now() > this.failFastAfter) {
       done({ code: ExportResultCode.FAILED, error: new Error('agent stopping: export given up') });
       return;
@@ -50,7 +52,7 @@ export class RetryingExporter implements SpanExporter {
     let backoff = this.policy.initialBackoffMs;
     let held = false;
     const attempt = () => {
-      this.inner.export(spans, (r) => {
+      this.inner.export(batch, (r) => {
         if (r.code === ExportResultCode.SUCCESS) return finish(r);
         const retry = !this.stopping && isRetryable(r.error) && Date.now() - started + backoff <= this.policy.maxElapsedMs;
         this.onAttemptFailed(r.error, retry);

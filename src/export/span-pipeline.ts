@@ -1,20 +1,23 @@
 /**
- * The SDK's BatchSpanProcessor in front of the OTLP/gRPC exporter
- * (OtlpGrpcSpanExporter: the OpenTelemetry exporter with a faster encoder). Both read
- * the standard variables: OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT (default
+ * Batching in front of the OTLP/gRPC exporter (OtlpGrpcSpanExporter: the
+ * OpenTelemetry exporter with a faster encoder): spans encoded as they are
+ * submitted (EncodingBatchProcessor), or the SDK's BatchSpanProcessor for
+ * any other exporter. They read the standard variables: OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT (default
  * http://localhost:4317), _HEADERS, _TIMEOUT, _COMPRESSION, _INSECURE, and
  * OTEL_BSP_* for batching and the bounded queue (Gearbox's own defaults,
  * DEFAULT_BATCH, where a variable is not set).
  *
  * The queue is bounded: a span that finds it full is dropped and counted
- * (the processor would drop it silently; the pipeline mirrors its rule, so
- * the count is exact). Failed exports that may pass are retried with backoff
+ * exactly. Failed exports that may pass are retried with backoff
  * (RetryingExporter) while the queue absorbs what arrives meanwhile.
  */
-import { BatchSpanProcessor, type BufferConfig, type ReadableSpan, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BatchSpanProcessor, type BufferConfig, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { OtlpGrpcSpanExporter } from './otlp-grpc-exporter';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { Logger } from '../log';
+import type { BatchExporter } from './batch-exporter';
+import { EncodingBatchProcessor } from './encoding-batch-processor';
+import type { EncodedSpans } from './otlp-trace-encoder';
 import { DEFAULT_RETRY, RetryingExporter } from './retrying-exporter';
 
 export interface ExportStats {
@@ -55,16 +58,19 @@ export function effectiveBatch(batch: BufferConfig = {}, env: NodeJS.ProcessEnv 
 }
 
 /** Wraps an exporter to count what became of every span handed to it. */
-export class CountingExporter implements SpanExporter {
-  readonly stats: ExportStats = { spansQueued: 0, spansDropped: 0, spansHanded: 0, spansExported: 0, spansFailed: 0, exportErrors: 0 };
+export class CountingExporter<B> implements BatchExporter<B> {
+  constructor(
+    private readonly inner: BatchExporter<B>,
+    private readonly spansIn: (batch: B) => number,
+    readonly stats: ExportStats,
+  ) {}
 
-  constructor(private readonly inner: SpanExporter) {}
-
-  export(spans: ReadableSpan[], done: (r: ExportResult) => void): void {
-    this.stats.spansHanded += spans.length;
-    this.inner.export(spans, (r) => {
-      if (r.code === ExportResultCode.SUCCESS) this.stats.spansExported += spans.length;
-      else this.stats.spansFailed += spans.length;
+  export(batch: B, done: (r: ExportResult) => void): void {
+    const n = this.spansIn(batch);
+    this.stats.spansHanded += n;
+    this.inner.export(batch, (r) => {
+      if (r.code === ExportResultCode.SUCCESS) this.stats.spansExported += n;
+      else this.stats.spansFailed += n;
       done(r);
     });
   }
@@ -79,8 +85,7 @@ export class CountingExporter implements SpanExporter {
 }
 
 export interface SpanPipeline {
-  processor: SpanProcessor;
-  exporter: CountingExporter;
+  readonly stats: ExportStats;
   /** The queue bound in force. */
   maxQueueSize: number;
   /** Spans waiting in the queue. */
@@ -90,41 +95,79 @@ export interface SpanPipeline {
   shutdown(): Promise<void>;
 }
 
-/** `batch` overrides the OTEL_BSP_* settings (the demo wants short delays). */
+/** A batcher as the pipeline drives it. */
+interface Batcher {
+  queued(): number;
+  /** false: the queue is full, the span was not taken. */
+  offer(span: ReadableSpan): boolean;
+  forceFlush(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+/** The agent's own OTLP exporter: spans encoded as they are submitted. */
+function encodingBatcher(exporter: BatchExporter<EncodedSpans>, config: Required<BufferConfig>): Batcher {
+  const processor = new EncodingBatchProcessor(exporter, config);
+  return { queued: () => processor.queued, offer: (span) => processor.add(span), forceFlush: () => processor.forceFlush(), shutdown: () => processor.shutdown() };
+}
+
+/** Any other exporter: the SDK's BatchSpanProcessor, ReadableSpans. */
+function sdkBatcher(exporter: CountingExporter<ReadableSpan[]>, config: Required<BufferConfig>): Batcher {
+  const processor = new BatchSpanProcessor(exporter, config);
+  const queued = () => exporter.stats.spansQueued - exporter.stats.spansHanded;
+  return {
+    queued,
+    offer(span) {
+      // The processor's own rule (drop when its buffer holds maxQueueSize),
+      // applied here so that every drop is counted (it drops silently).
+      if (queued() >= config.maxQueueSize) return false;
+      processor.onEnd(span);
+      return true;
+    },
+    forceFlush: () => processor.forceFlush(),
+    shutdown: () => processor.shutdown(),
+  };
+}
+
+/**
+ * `batch` overrides the OTEL_BSP_* settings (the demo wants short delays).
+ * The agent's own OTLP exporter gets spans encoded as they are submitted
+ * (EncodingBatchProcessor); any other exporter (the OpenTelemetry one, the
+ * console printer, a test's) gets ReadableSpans from the SDK's
+ * BatchSpanProcessor. Both follow the same settings and count alike.
+ */
 export function createSpanPipeline(log: Logger, exporter: SpanExporter = new OtlpGrpcSpanExporter(), batch?: BufferConfig): SpanPipeline {
+  const stats: ExportStats = { spansQueued: 0, spansDropped: 0, spansHanded: 0, spansExported: 0, spansFailed: 0, exportErrors: 0 };
+  const config = effectiveBatch(batch);
   let lastErrorLog = 0;
-  const retrying = new RetryingExporter(exporter, DEFAULT_RETRY, (err, willRetry) => {
-    counting.stats.exportErrors++;
+  const onAttemptFailed = (err: Error | undefined, willRetry: boolean) => {
+    stats.exportErrors++;
     const now = Date.now();
     if (now - lastErrorLog > 10_000) {
       lastErrorLog = now;
-      log.warn({ err: err?.message, willRetry, queued: queued(), dropped: counting.stats.spansDropped }, willRetry ? 'span export failed, retrying (spans queue meanwhile)' : 'span export failed');
+      log.warn({ err: err?.message, willRetry, queued: batcher.queued(), dropped: stats.spansDropped }, willRetry ? 'span export failed, retrying (spans queue meanwhile)' : 'span export failed');
     }
-  });
-  const counting = new CountingExporter(retrying);
-  const config = effectiveBatch(batch);
-  const processor = new BatchSpanProcessor(counting, config);
-  const stats = counting.stats;
-  const queued = () => stats.spansQueued - stats.spansHanded;
+  };
+  let retrying: RetryingExporter<EncodedSpans> | RetryingExporter<ReadableSpan[]>;
+  let batcher: Batcher;
+  if (exporter instanceof OtlpGrpcSpanExporter) {
+    const r = (retrying = new RetryingExporter<EncodedSpans>(exporter, DEFAULT_RETRY, onAttemptFailed));
+    batcher = encodingBatcher(new CountingExporter(r, (b) => b.spanCount, stats), config);
+  } else {
+    const r = (retrying = new RetryingExporter(exporter, DEFAULT_RETRY, onAttemptFailed));
+    batcher = sdkBatcher(new CountingExporter(r, (b: ReadableSpan[]) => b.length, stats), config);
+  }
   return {
-    processor,
-    exporter: counting,
+    stats,
     maxQueueSize: config.maxQueueSize,
-    queued,
+    queued: () => batcher.queued(),
     submit(span) {
-      // The processor's own rule (drop when its buffer holds maxQueueSize),
-      // applied here so that every drop is counted.
-      if (queued() >= config.maxQueueSize) {
-        stats.spansDropped++;
-        return;
-      }
-      stats.spansQueued++;
-      processor.onEnd(span);
+      if (batcher.offer(span)) stats.spansQueued++;
+      else stats.spansDropped++;
     },
-    flush: () => processor.forceFlush(),
+    flush: () => batcher.forceFlush(),
     shutdown: () => {
       retrying.stopRetrying(5000);
-      return processor.shutdown();
+      return batcher.shutdown();
     },
   };
 }

@@ -79,7 +79,7 @@ test('the bounded queue drops and counts exactly what does not fit', async () =>
   for (let i = 0; i < 10; i++) p.submit(span);
   await new Promise((r) => setTimeout(r, 20)); // the first batch of 5 is handed over and held
   for (let i = 0; i < 20; i++) p.submit(span);
-  const s = p.exporter.stats;
+  const s = p.stats;
   assert.equal(s.spansHanded, 5);
   assert.equal(p.queued(), 10);
   assert.equal(s.spansDropped, 15);

@@ -8,22 +8,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import { SpanKind, SpanStatusCode, TraceFlags, type Attributes, type HrTime, type Link } from '@opentelemetry/api';
 import { TraceState } from '@opentelemetry/core';
-import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { OtlpTraceEncoder } from '../../src/export/otlp-trace-encoder';
 import { traceSerializer } from '../../src/export/otlp-grpc-exporter';
-import { buildSpans, INSTRUMENTATION_SCOPE } from '../../src/export/span-builder';
-import { WallClock, nodeClock } from '../../src/export/clock';
-import { EventView } from '../../src/events/decoder';
-import { forEachRecord } from '../../src/events/replay';
-import { Correlator } from '../../src/trace/correlator';
-
-const DIR = path.resolve(__dirname, '..', '..', '..', 'test', 'fixtures', 'recorded');
+import { INSTRUMENTATION_SCOPE } from '../../src/export/span-builder';
+import { recordedSpans } from '../support/recorded-spans';
 
 function library(spans: ReadableSpan[]): Buffer {
   const out = ProtobufTraceSerializer.serializeRequest(spans);
@@ -40,21 +33,6 @@ function assertSameBytes(encoder: OtlpTraceEncoder, spans: ReadableSpan[], what:
     assert.fail(`${what}: ${ours.length} bytes against the library's ${theirs.length}, first difference at byte ${at}`);
   }
   return ours.length;
-}
-
-/** The agent's spans for every recording in test/fixtures/recorded. */
-function recordedSpans(resources: Resource[]): ReadableSpan[] {
-  const clock = new WallClock(nodeClock());
-  const spans: ReadableSpan[] = [];
-  const view = new EventView();
-  for (const f of fs.readdirSync(DIR).filter((n) => n.endsWith('.events'))) {
-    const c = new Correlator((ex) => {
-      for (const s of buildSpans(ex, resources[ex.request.pid % resources.length], clock)) spans.push(s);
-    });
-    forEachRecord(fs.readFileSync(path.join(DIR, f)), (b, v, o, l) => c.push(view.load(b, v, o, l)));
-    c.flush();
-  }
-  return spans;
 }
 
 test("the agent's spans from recorded kernel events: the library's bytes, in batches of 1 to all, one resource or several", () => {

@@ -1,0 +1,158 @@
+/**
+ * The EncodingBatchProcessor (the agent's default batcher: spans encoded as
+ * they are added) keeps the SDK BatchSpanProcessor's rules: batches of
+ * maxExportBatchSize, a partial batch after scheduledDelayMillis, one export
+ * at a time, an export given up after exportTimeoutMillis, a bounded queue
+ * whose drops the pipeline counts exactly, forceFlush and shutdown sending
+ * everything. Every batch is, byte for byte, the OpenTelemetry serializer's
+ * request for the same spans in the same order.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import type { BatchExporter } from '../../src/export/batch-exporter';
+import { EncodingBatchProcessor, type BatchSettings } from '../../src/export/encoding-batch-processor';
+import { OtlpGrpcSpanExporter } from '../../src/export/otlp-grpc-exporter';
+import type { EncodedSpans } from '../../src/export/otlp-trace-encoder';
+import { createSpanPipeline } from '../../src/export/span-pipeline';
+import { log } from '../../src/log';
+import { recordedSpans } from '../support/recorded-spans';
+
+const resources = [resourceFromAttributes({ 'service.name': 'frontend', 'process.pid': 11 }), resourceFromAttributes({ 'service.name': 'backend', 'process.pid': 12 })];
+const SPANS = recordedSpans(resources);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls until `cond` holds (at most 2 s). */
+async function waitFor(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !cond(); i++) await sleep(10);
+}
+
+/** Records what it is handed; answers at once, or when `release` is called if gated. */
+class RecordingExporter implements BatchExporter<EncodedSpans> {
+  readonly batches: EncodedSpans[] = [];
+  inFlight = 0;
+  maxInFlight = 0;
+  shutdowns = 0;
+  private waiting: (() => void)[] = [];
+
+  constructor(private gated = false) {}
+
+  export(batch: EncodedSpans, done: (r: ExportResult) => void): void {
+    this.batches.push(batch);
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    const finish = () => {
+      this.inFlight--;
+      done({ code: ExportResultCode.SUCCESS });
+    };
+    if (this.gated) this.waiting.push(finish);
+    else setImmediate(finish);
+  }
+
+  release(): void {
+    this.gated = false;
+    for (const f of this.waiting.splice(0)) f();
+  }
+
+  async shutdown(): Promise<void> {
+    this.shutdowns++;
+  }
+}
+
+const settings = (s: Partial<BatchSettings>): BatchSettings => ({ maxQueueSize: 100_000, maxExportBatchSize: 512, scheduledDelayMillis: 60_000, exportTimeoutMillis: 60_000, ...s });
+
+const libraryBytes = (spans: ReadableSpan[]) => Buffer.from(ProtobufTraceSerializer.serializeRequest(spans)!);
+
+test("full batches go at once, the rest at forceFlush; each batch is the library's bytes for its spans, in order", async () => {
+  assert.ok(SPANS.length >= 400, `spans from the recordings: ${SPANS.length}`);
+  const exporter = new RecordingExporter();
+  const p = new EncodingBatchProcessor(exporter, settings({ maxExportBatchSize: 64 }));
+  for (const s of SPANS) assert.ok(p.add(s));
+  const full = Math.floor(SPANS.length / 64);
+  await waitFor(() => exporter.batches.length >= full);
+  await sleep(20);
+  assert.equal(exporter.batches.length, full, 'full batches sent without waiting for the delay');
+  assert.equal(p.queued, SPANS.length - 64 * full);
+  await p.forceFlush();
+  assert.equal(p.queued, 0);
+  assert.equal(exporter.maxInFlight, 1, 'one export at a time while batches fill');
+  let at = 0;
+  for (const [i, b] of exporter.batches.entries()) {
+    const expected = libraryBytes(SPANS.slice(at, at + b.spanCount));
+    assert.ok(Buffer.from(b.bytes).equals(expected), `batch ${i} (${b.spanCount} spans at ${at}): the library's bytes`);
+    at += b.spanCount;
+  }
+  assert.equal(at, SPANS.length);
+  console.log(`# ${exporter.batches.length} batches, ${at} spans, every batch identical to the library's request`);
+});
+
+test('a partial batch goes after scheduledDelayMillis; while an export is out, the next waits for it', async () => {
+  const exporter = new RecordingExporter(true);
+  const p = new EncodingBatchProcessor(exporter, settings({ maxExportBatchSize: 10, scheduledDelayMillis: 150 }));
+  const t0 = Date.now();
+  for (const s of SPANS.slice(0, 3)) p.add(s);
+  await waitFor(() => exporter.batches.length > 0);
+  assert.ok(Date.now() - t0 >= 140, `not before the delay (sent after ${Date.now() - t0} ms)`);
+  assert.equal(exporter.batches[0].spanCount, 3);
+  for (const s of SPANS.slice(3, 40)) p.add(s); // 3 full batches and 7 spans wait behind the held export
+  await sleep(50);
+  assert.equal(exporter.batches.length, 1, 'held export: nothing else is sent');
+  assert.equal(p.queued, 37);
+  exporter.release();
+  await waitFor(() => exporter.batches.length === 5);
+  assert.deepEqual(exporter.batches.map((b) => b.spanCount), [3, 10, 10, 10, 7]);
+  assert.equal(exporter.maxInFlight, 1);
+  assert.equal(p.queued, 0);
+});
+
+test('an export that never answers is given up after exportTimeoutMillis, and the next batch goes', async () => {
+  const exporter = new RecordingExporter(true);
+  const p = new EncodingBatchProcessor(exporter, settings({ maxExportBatchSize: 5, exportTimeoutMillis: 40 }));
+  for (const s of SPANS.slice(0, 10)) p.add(s);
+  await waitFor(() => exporter.batches.length > 0);
+  assert.equal(exporter.batches.length, 1);
+  await waitFor(() => exporter.batches.length > 1);
+  assert.equal(exporter.batches.length, 2, 'the second batch went once the first timed out');
+  exporter.release();
+});
+
+test('shutdown sends what waits, shuts the exporter down once, and refuses later spans', async () => {
+  const exporter = new RecordingExporter();
+  const p = new EncodingBatchProcessor(exporter, settings({}));
+  for (const s of SPANS.slice(0, 7)) p.add(s);
+  await Promise.all([p.shutdown(), p.shutdown()]);
+  assert.deepEqual(exporter.batches.map((b) => b.spanCount), [7]);
+  assert.equal(exporter.shutdowns, 1);
+  assert.equal(p.add(SPANS[0]), false);
+});
+
+test("the pipeline puts the agent's OTLP exporter behind the encoding batcher; its bounded queue drops and counts exactly", async () => {
+  const sent: EncodedSpans[] = [];
+  let release: () => void = () => {};
+  const gate = new Promise<void>((r) => (release = r));
+  class GatedOtlpExporter extends OtlpGrpcSpanExporter {
+    override export(batch: ReadableSpan[] | EncodedSpans, done: (r: ExportResult) => void): void {
+      assert.ok(!Array.isArray(batch), 'the OTLP exporter is handed encoded requests');
+      sent.push(batch);
+      void gate.then(() => done({ code: ExportResultCode.SUCCESS }));
+    }
+    override async shutdown(): Promise<void> {}
+  }
+  const p = createSpanPipeline(log, new GatedOtlpExporter({ url: 'http://127.0.0.1:9' }), { maxQueueSize: 10, maxExportBatchSize: 5, scheduledDelayMillis: 1 });
+  for (const span of SPANS.slice(0, 10)) p.submit(span);
+  const s = p.stats;
+  await waitFor(() => s.spansHanded > 0); // the first batch of 5 is handed over and held
+  await sleep(20);
+  for (const span of SPANS.slice(10, 30)) p.submit(span);
+  assert.equal(s.spansHanded, 5);
+  assert.equal(p.queued(), 10);
+  assert.equal(s.spansDropped, 15);
+  assert.equal(s.spansQueued + s.spansDropped, 30);
+  release();
+  await p.shutdown();
+  assert.equal(s.spansExported, s.spansQueued);
+  assert.equal(sent.reduce((n, b) => n + b.spanCount, 0), 15);
+});
