@@ -147,14 +147,16 @@ export function createSpanPipeline(log: Logger, exporter: SpanExporter = new Otl
       log.warn({ err: err?.message, willRetry, queued: batcher.queued(), dropped: stats.spansDropped }, willRetry ? 'span export failed, retrying (spans queue meanwhile)' : 'span export failed');
     }
   };
-  let retrying: RetryingExporter<EncodedSpans> | RetryingExporter<ReadableSpan[]>;
+  let retrying: { stopRetrying(graceMs: number): void };
   let batcher: Batcher;
   if (exporter instanceof OtlpGrpcSpanExporter) {
-    const r = (retrying = new RetryingExporter<EncodedSpans>(exporter, DEFAULT_RETRY, onAttemptFailed));
-    batcher = encodingBatcher(new CountingExporter(r, (b) => b.spanCount, stats), config);
+    const encoded = new RetryingExporter<EncodedSpans>(exporter, DEFAULT_RETRY, onAttemptFailed);
+    batcher = encodingBatcher(new CountingExporter(encoded, (b) => b.spanCount, stats), config);
+    retrying = encoded;
   } else {
-    const r = (retrying = new RetryingExporter(exporter, DEFAULT_RETRY, onAttemptFailed));
-    batcher = sdkBatcher(new CountingExporter(r, (b: ReadableSpan[]) => b.length, stats), config);
+    const spans = new RetryingExporter(exporter, DEFAULT_RETRY, onAttemptFailed);
+    batcher = sdkBatcher(new CountingExporter(spans, (b: ReadableSpan[]) => b.length, stats), config);
+    retrying = spans;
   }
   return {
     stats,

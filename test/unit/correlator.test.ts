@@ -263,3 +263,32 @@ test('a late event from another CPU with an older lost count marks nothing', () 
   c.flush();
   assert.equal(out[0].lostEvents, 2);
 });
+
+/** A long message on another connection: `n` events from `fromNs`, `stepNs` apart. */
+function otherTraffic(n: number, fromNs: number, stepNs: number): EventSpec[] {
+  return Array.from({ length: n }, (_, i) => ({ connId: 99, msgSeq: 1, tsNs: fromNs + i * stepNs, direction: SEND, role: Role.GB_ROLE_CLIENT, bytes: 8, spanId: 'cccccccccccccccc', payload: i === 0 ? 'x' : undefined }));
+}
+
+test('while a backlog is read, an ended exchange is emitted once events reorderNs younger than its end were read, without a tick', () => {
+  const ex = clientExchange(1, 1, 1000, 'aaaaaaaaaaaaaaaa', [20], [httpResp('ok').length]);
+  const endNs = ex[ex.length - 1].tsNs;
+  const { out, c } = run([...ex, ...otherTraffic(300, endNs + 100, 0.1 * MS)]); // 30 ms of the events' clock
+  assert.equal(out.length, 1, 'emitted during the backlog');
+  assert.equal(out[0].spanId, 'aaaaaaaaaaaaaaaa');
+  assert.equal(c.stats.lateEvents, 0);
+});
+
+test('an event of an ended exchange read before events reorderNs younger than the end is still counted in it', () => {
+  const ex = clientExchange(1, 1, 1000, 'aaaaaaaaaaaaaaaa', [20], [httpResp('ok').length]);
+  const endNs = ex[ex.length - 1].tsNs;
+  const late: EventSpec = { connId: 1, msgSeq: 1, tsNs: 1005, direction: SEND, role: Role.GB_ROLE_CLIENT, bytes: 7, spanId: 'aaaaaaaaaaaaaaaa' };
+  // 300 events within 4 ms of the end (reorderNs is 5 ms), then the late one from another CPU.
+  const { out, c } = run([...ex, ...otherTraffic(300, endNs + 100, 0.013 * MS), late]);
+  assert.equal(out.length, 0, 'not emitted while younger events are within reorderNs');
+  c.tick(10 ** 12);
+  const done = out.find((e) => e.spanId === 'aaaaaaaaaaaaaaaa');
+  assert.ok(done);
+  assert.equal(done.request.bytes, 27, 'the late event joined its exchange');
+  assert.equal(done.request.startNs, 1005);
+  assert.equal(c.stats.lateEvents, 0);
+});
