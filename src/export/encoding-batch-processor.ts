@@ -7,12 +7,14 @@
  * one difference: a span is encoded for OTLP when it is added, and the queue
  * holds its bytes, not the span object.
  *
- * Why: a span waits up to a second (the batch delay) before it is sent. As
- * objects, the spans waiting were copied by every young-generation
- * collection, promoted, and marked and swept in the old generation; in the
- * live agent garbage collection was the largest part of its CPU (perf, paced
- * HTTP load). As bytes (~440 per span, outside the JavaScript heap) they
- * cost the collector nothing.
+ * Why: a span waits until its batch is sent (up to the batch delay, 1 s by
+ * default, or as long as an unreachable endpoint keeps the queue full). As
+ * objects (~1.2 KB of heap each) the spans waiting were copied by
+ * young-generation collections, promoted, and collected again in the old
+ * generation; as bytes (~440 per span, outside the JavaScript heap) they
+ * cost the collector nothing. Replayed events: 19–24 -> 13.5–15 µs of CPU
+ * per exported span; a full queue of 8,192 spans: 10.7 -> 3.1 MiB of heap
+ * (README, Agent cost).
  */
 import { context } from '@opentelemetry/api';
 import { ExportResultCode, globalErrorHandler, suppressTracing } from '@opentelemetry/core';

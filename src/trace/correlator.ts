@@ -10,13 +10,14 @@
  * (HTTP Content-Length, a whole Redis reply), or nothing moved for idleNs.
  * Ended exchanges wait reorderNs before they are emitted, so that late events
  * from another CPU are still counted: reorderNs of the agent's clock (tick),
- * or of the events' own clock, once an event reorderNs younger than the end
- * has been read (checked every SWEEP_EVERY events). The ring buffer hands
- * records over in the order they were reserved, so an event stamped before
- * that one was read before it; emitting while a backlog is read, instead of
- * after all of it, lets an exchange's objects die young (V8 copied and
- * promoted every exchange of a 100-ms backlog, then collected them in its
- * old generation).
+ * or of the events' own clock, once an event stamped reorderNs after the end
+ * has been read (checked every SWEEP_EVERY events). An event is stamped
+ * before its record is reserved and records come in the order they were
+ * reserved, so by then every record reserved within reorderNs of the end has
+ * been read: the tick's window, kept while a backlog is read. Emitting during
+ * the backlog instead of after all of it lets an exchange's objects die
+ * young (V8 copied and promoted the exchanges of a whole 100-ms backlog, then
+ * collected them in its old generation).
  */
 import { Direction, EventType, Flag, Role } from '../events/layout';
 import type { KernelEvent, Tuple } from '../events/decoder';

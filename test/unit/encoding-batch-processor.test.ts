@@ -2,10 +2,10 @@
  * The EncodingBatchProcessor (the agent's default batcher: spans encoded as
  * they are added) keeps the SDK BatchSpanProcessor's rules: batches of
  * maxExportBatchSize, a partial batch after scheduledDelayMillis, one export
- * at a time, an export given up after exportTimeoutMillis, a bounded queue
- * whose drops the pipeline counts exactly, forceFlush and shutdown sending
- * everything. Every batch is, byte for byte, the OpenTelemetry serializer's
- * request for the same spans in the same order.
+ * at a time, an export given up after exportTimeoutMillis, forceFlush and
+ * shutdown sending everything (its bounded queue: export-pipeline.test.ts).
+ * Every batch is, byte for byte, the OpenTelemetry serializer's request for
+ * the same spans in the same order.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,10 +15,7 @@ import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import type { BatchExporter } from '../../src/export/batch-exporter';
 import { EncodingBatchProcessor, type BatchSettings } from '../../src/export/encoding-batch-processor';
-import { OtlpGrpcSpanExporter } from '../../src/export/otlp-grpc-exporter';
 import type { EncodedSpans } from '../../src/export/otlp-trace-encoder';
-import { createSpanPipeline } from '../../src/export/span-pipeline';
-import { log } from '../../src/log';
 import { recordedSpans } from '../support/recorded-spans';
 
 const resources = [resourceFromAttributes({ 'service.name': 'frontend', 'process.pid': 11 }), resourceFromAttributes({ 'service.name': 'backend', 'process.pid': 12 })];
@@ -127,32 +124,4 @@ test('shutdown sends what waits, shuts the exporter down once, and refuses later
   assert.deepEqual(exporter.batches.map((b) => b.spanCount), [7]);
   assert.equal(exporter.shutdowns, 1);
   assert.equal(p.add(SPANS[0]), false);
-});
-
-test("the pipeline puts the agent's OTLP exporter behind the encoding batcher; its bounded queue drops and counts exactly", async () => {
-  const sent: EncodedSpans[] = [];
-  let release: () => void = () => {};
-  const gate = new Promise<void>((r) => (release = r));
-  class GatedOtlpExporter extends OtlpGrpcSpanExporter {
-    override export(batch: ReadableSpan[] | EncodedSpans, done: (r: ExportResult) => void): void {
-      assert.ok(!Array.isArray(batch), 'the OTLP exporter is handed encoded requests');
-      sent.push(batch);
-      void gate.then(() => done({ code: ExportResultCode.SUCCESS }));
-    }
-    override async shutdown(): Promise<void> {}
-  }
-  const p = createSpanPipeline(log, new GatedOtlpExporter({ url: 'http://127.0.0.1:9' }), { maxQueueSize: 10, maxExportBatchSize: 5, scheduledDelayMillis: 1 });
-  for (const span of SPANS.slice(0, 10)) p.submit(span);
-  const s = p.stats;
-  await waitFor(() => s.spansHanded > 0); // the first batch of 5 is handed over and held
-  await sleep(20);
-  for (const span of SPANS.slice(10, 30)) p.submit(span);
-  assert.equal(s.spansHanded, 5);
-  assert.equal(p.queued(), 10);
-  assert.equal(s.spansDropped, 15);
-  assert.equal(s.spansQueued + s.spansDropped, 30);
-  release();
-  await p.shutdown();
-  assert.equal(s.spansExported, s.spansQueued);
-  assert.equal(sent.reduce((n, b) => n + b.spanCount, 0), 15);
 });

@@ -1,16 +1,20 @@
 /**
  * The export stages without a network: retries of failures that may pass,
  * no retries of permanent ones, bounded shutdown, the bounded queue's exact
- * drop count, and a fan-out to no exporter at all (--no-export).
+ * drop count behind either batcher, and a fan-out to no exporter at all (--no-export).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { OtlpGrpcSpanExporter } from '../../src/export/otlp-grpc-exporter';
+import type { EncodedSpans } from '../../src/export/otlp-trace-encoder';
 import { RetryingExporter, isRetryable } from '../../src/export/retrying-exporter';
 import { createSpanPipeline } from '../../src/export/span-pipeline';
 import { FanOutExporter } from '../../src/export/trace-tree-printer';
 import { log } from '../../src/log';
+import { recordedSpans } from '../support/recorded-spans';
 
 const FAST = { initialBackoffMs: 5, maxBackoffMs: 20, maxElapsedMs: 2000 };
 const grpcError = (code: number) => Object.assign(new Error(`grpc ${code}`), { code });
@@ -67,27 +71,42 @@ test('a batch is given up after maxElapsedMs, and at once when retries stop', as
   assert.equal((await exportOnce(held)).code, ExportResultCode.FAILED, 'after the grace period exports fail at once');
 });
 
-test('the bounded queue drops and counts exactly what does not fit', async () => {
-  let release: () => void = () => {};
-  const gate = new Promise<void>((r) => (release = r));
-  const slow: SpanExporter = {
+const SPANS = recordedSpans([resourceFromAttributes({ 'service.name': 'svc' })]);
+
+/** Exporters that hold every export until `gate` resolves, one behind each batcher. */
+const heldExporters: Record<string, (gate: Promise<void>) => SpanExporter> = {
+  'behind the SDK BatchSpanProcessor (any other exporter)': (gate) => ({
     export: (_s, done) => void gate.then(() => done({ code: ExportResultCode.SUCCESS })),
     shutdown: async () => {},
-  };
-  const p = createSpanPipeline(log, slow, { maxQueueSize: 10, maxExportBatchSize: 5, scheduledDelayMillis: 1 });
-  const span = { spanContext: () => ({ traceId: '1'.repeat(32), spanId: '1'.repeat(16), traceFlags: 1 }), resource: { asyncAttributesPending: false } } as unknown as ReadableSpan;
-  for (let i = 0; i < 10; i++) p.submit(span);
-  await new Promise((r) => setTimeout(r, 20)); // the first batch of 5 is handed over and held
-  for (let i = 0; i < 20; i++) p.submit(span);
-  const s = p.stats;
-  assert.equal(s.spansHanded, 5);
-  assert.equal(p.queued(), 10);
-  assert.equal(s.spansDropped, 15);
-  assert.equal(s.spansQueued + s.spansDropped, 30);
-  release();
-  await p.shutdown();
-  assert.equal(s.spansExported, s.spansQueued);
-});
+  }),
+  "behind the encoding batcher (the agent's OTLP exporter)": (gate) =>
+    new (class extends OtlpGrpcSpanExporter {
+      override export(batch: ReadableSpan[] | EncodedSpans, done: (r: ExportResult) => void): void {
+        assert.ok(!Array.isArray(batch), 'the OTLP exporter is handed encoded requests');
+        void gate.then(() => done({ code: ExportResultCode.SUCCESS }));
+      }
+      override async shutdown(): Promise<void> {}
+    })({ url: 'http://127.0.0.1:9' }),
+};
+
+for (const [where, held] of Object.entries(heldExporters)) {
+  test(`the bounded queue drops and counts exactly what does not fit, ${where}`, async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    const p = createSpanPipeline(log, held(gate), { maxQueueSize: 10, maxExportBatchSize: 5, scheduledDelayMillis: 1 });
+    const s = p.stats;
+    for (const span of SPANS.slice(0, 10)) p.submit(span);
+    for (let i = 0; i < 200 && s.spansHanded === 0; i++) await new Promise((r) => setTimeout(r, 10)); // the first batch of 5 is handed over and held
+    for (const span of SPANS.slice(10, 30)) p.submit(span);
+    assert.equal(s.spansHanded, 5);
+    assert.equal(p.queued(), 10);
+    assert.equal(s.spansDropped, 15);
+    assert.equal(s.spansQueued + s.spansDropped, 30);
+    release();
+    await p.shutdown();
+    assert.equal(s.spansExported, s.spansQueued);
+  });
+}
 
 test('fan-out to no exporter (--no-export) completes every export', async () => {
   assert.equal((await exportOnce(new FanOutExporter([]))).code, ExportResultCode.SUCCESS);
