@@ -80,14 +80,19 @@ export class EncodingBatchProcessor {
       () =>
         new Promise<void>((resolve, reject) => {
           const timer = setTimeout(() => reject(new Error('Timeout')), this.settings.exportTimeoutMillis);
-          // The export's own calls (gRPC) must not be traced by an SDK in this process.
-          context.with(suppressTracing(context.active()), () =>
-            this.exporter.export(request.finish(), (result) => {
-              clearTimeout(timer);
-              if (result.code === ExportResultCode.SUCCESS) resolve();
-              else reject(result.error ?? new Error('EncodingBatchProcessor: span export failed'));
-            }),
-          );
+          try {
+            // The export's own calls (gRPC) must not be traced by an SDK in this process.
+            context.with(suppressTracing(context.active()), () =>
+              this.exporter.export(request.finish(), (result) => {
+                clearTimeout(timer);
+                if (result.code === ExportResultCode.SUCCESS) resolve();
+                else reject(result.error ?? new Error('EncodingBatchProcessor: span export failed'));
+              }),
+            );
+          } catch (e) {
+            clearTimeout(timer);
+            reject(e);
+          }
         }),
     );
   }

@@ -125,3 +125,20 @@ test('shutdown sends what waits, shuts the exporter down once, and refuses later
   assert.equal(exporter.shutdowns, 1);
   assert.equal(p.add(SPANS[0]), false);
 });
+
+test('an exporter that throws fails its batch, and the next batch still goes', async () => {
+  const sent: number[] = [];
+  const throwing: BatchExporter<EncodedSpans> = {
+    export(batch, done) {
+      sent.push(batch.spanCount);
+      if (sent.length === 1) throw new Error('boom');
+      done({ code: ExportResultCode.SUCCESS });
+    },
+    shutdown: async () => {},
+  };
+  const p = new EncodingBatchProcessor(throwing, settings({ maxExportBatchSize: 5 }));
+  for (const s of SPANS.slice(0, 10)) p.add(s);
+  await waitFor(() => sent.length === 2);
+  assert.deepEqual(sent, [5, 5]);
+  assert.equal(p.queued, 0);
+});
