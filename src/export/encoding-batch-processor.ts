@@ -44,12 +44,12 @@ export class EncodingBatchProcessor {
   ) {}
 
   /** Spans waiting to be handed to the exporter. */
-  get queued(): number {
+  queued(): number {
     return this.waiting;
   }
 
   /** Encodes the span into the pending batch; false when the queue is full (or the processor shut down) and the span was not taken. */
-  add(span: ReadableSpan): boolean {
+  offer(span: ReadableSpan): boolean {
     if (this.waiting >= this.settings.maxQueueSize || this.shutdownDone) return false;
     let request = this.requests[this.requests.length - 1];
     if (!request || request.spanCount >= this.settings.maxExportBatchSize) this.requests.push((request = new TraceRequestBuilder(this.encoder)));

@@ -185,7 +185,7 @@ export class OtlpTraceEncoder {
     this.tag(2, LEN);
     this.span(span);
     const out = this.buf.subarray(0, this.pos);
-    if (this.buf.length > 8 * INITIAL_BYTES) this.buf = Buffer.allocUnsafeSlow(INITIAL_BYTES);
+    this.shrinkScratch();
     return out;
   }
 
@@ -215,8 +215,13 @@ export class OtlpTraceEncoder {
     }
     const out = new Uint8Array(this.pos);
     out.set(this.buf.subarray(0, this.pos));
-    if (this.buf.length > 8 * INITIAL_BYTES) this.buf = Buffer.allocUnsafeSlow(INITIAL_BYTES);
+    this.shrinkScratch();
     return out;
+  }
+
+  /** The scratch buffer back to its first size after an outsized span or request. */
+  private shrinkScratch(): void {
+    if (this.buf.length > 8 * INITIAL_BYTES) this.buf = Buffer.allocUnsafeSlow(INITIAL_BYTES);
   }
 
   private resource(resource: Resource): void {

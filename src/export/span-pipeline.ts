@@ -2,8 +2,8 @@
  * Batching in front of the OTLP/gRPC exporter (OtlpGrpcSpanExporter: the
  * OpenTelemetry exporter with a faster encoder): spans encoded as they are
  * submitted (EncodingBatchProcessor), or the SDK's BatchSpanProcessor for
- * any other exporter. They read the standard variables: OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT (default
- * http://localhost:4317), _HEADERS, _TIMEOUT, _COMPRESSION, _INSECURE, and
+ * any other exporter. They read the standard variables:
+ * OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT (default http://localhost:4317), _HEADERS, _TIMEOUT, _COMPRESSION, _INSECURE, and
  * OTEL_BSP_* for batching and the bounded queue (Gearbox's own defaults,
  * DEFAULT_BATCH, where a variable is not set).
  *
@@ -95,19 +95,13 @@ export interface SpanPipeline {
   shutdown(): Promise<void>;
 }
 
-/** A batcher as the pipeline drives it. */
+/** A batcher as the pipeline drives it (the EncodingBatchProcessor is one). */
 interface Batcher {
   queued(): number;
   /** false: the queue is full, the span was not taken. */
   offer(span: ReadableSpan): boolean;
   forceFlush(): Promise<void>;
   shutdown(): Promise<void>;
-}
-
-/** The agent's own OTLP exporter: spans encoded as they are submitted. */
-function encodingBatcher(exporter: BatchExporter<EncodedSpans>, config: Required<BufferConfig>): Batcher {
-  const processor = new EncodingBatchProcessor(exporter, config);
-  return { queued: () => processor.queued, offer: (span) => processor.add(span), forceFlush: () => processor.forceFlush(), shutdown: () => processor.shutdown() };
 }
 
 /** Any other exporter: the SDK's BatchSpanProcessor, ReadableSpans. */
@@ -151,7 +145,7 @@ export function createSpanPipeline(log: Logger, exporter: SpanExporter = new Otl
   let batcher: Batcher;
   if (exporter instanceof OtlpGrpcSpanExporter) {
     const encoded = new RetryingExporter<EncodedSpans>(exporter, DEFAULT_RETRY, onAttemptFailed);
-    batcher = encodingBatcher(new CountingExporter(encoded, (b) => b.spanCount, stats), config);
+    batcher = new EncodingBatchProcessor(new CountingExporter(encoded, (b) => b.spanCount, stats), config);
     retrying = encoded;
   } else {
     const spans = new RetryingExporter(exporter, DEFAULT_RETRY, onAttemptFailed);

@@ -141,7 +141,7 @@ export class Correlator {
     if (ev.tsNs > this.frontierNs) this.frontierNs = ev.tsNs;
     if (++this.sinceSweep >= SWEEP_EVERY) {
       this.sinceSweep = 0;
-      if (this.ended.length > 0) this.emitSettled(this.frontierNs);
+      this.emitSettled(this.frontierNs);
     }
     if (ev.type === EventType.GB_EV_CLOSE) return this.close(ev);
     if (ev.type !== EventType.GB_EV_DATA) return;
@@ -194,7 +194,7 @@ export class Correlator {
       // Ended as of its last activity: it has been quiet for idleNs already.
       this.endAll(conn, 'idle', conn.lastNs);
     }
-    if (this.ended.length > 0) this.emitSettled(nowNs);
+    this.emitSettled(nowNs);
     for (const [id, conn] of this.conns) {
       if (conn.exchanges.size === 0 && (conn.closed || nowNs - conn.lastNs > 10 * this.opts.idleNs)) this.conns.delete(id);
     }
@@ -203,6 +203,7 @@ export class Correlator {
 
   /** Emits the ended exchanges that ended at least reorderNs before `nowNs`. */
   private emitSettled(nowNs: number): void {
+    if (this.ended.length === 0) return;
     const keep: Ended[] = [];
     for (const e of this.ended) {
       if (nowNs - e.atNs >= this.opts.reorderNs) this.emit(e);

@@ -67,14 +67,14 @@ test("full batches go at once, the rest at forceFlush; each batch is the library
   assert.ok(SPANS.length >= 400, `spans from the recordings: ${SPANS.length}`);
   const exporter = new RecordingExporter();
   const p = new EncodingBatchProcessor(exporter, settings({ maxExportBatchSize: 64 }));
-  for (const s of SPANS) assert.ok(p.add(s));
+  for (const s of SPANS) assert.ok(p.offer(s));
   const full = Math.floor(SPANS.length / 64);
   await waitFor(() => exporter.batches.length >= full);
   await sleep(20);
   assert.equal(exporter.batches.length, full, 'full batches sent without waiting for the delay');
-  assert.equal(p.queued, SPANS.length - 64 * full);
+  assert.equal(p.queued(), SPANS.length - 64 * full);
   await p.forceFlush();
-  assert.equal(p.queued, 0);
+  assert.equal(p.queued(), 0);
   assert.equal(exporter.maxInFlight, 1, 'one export at a time while batches fill');
   let at = 0;
   for (const [i, b] of exporter.batches.entries()) {
@@ -90,25 +90,25 @@ test('a partial batch goes after scheduledDelayMillis; while an export is out, t
   const exporter = new RecordingExporter(true);
   const p = new EncodingBatchProcessor(exporter, settings({ maxExportBatchSize: 10, scheduledDelayMillis: 150 }));
   const t0 = Date.now();
-  for (const s of SPANS.slice(0, 3)) p.add(s);
+  for (const s of SPANS.slice(0, 3)) p.offer(s);
   await waitFor(() => exporter.batches.length > 0);
   assert.ok(Date.now() - t0 >= 140, `not before the delay (sent after ${Date.now() - t0} ms)`);
   assert.equal(exporter.batches[0].spanCount, 3);
-  for (const s of SPANS.slice(3, 40)) p.add(s); // 3 full batches and 7 spans wait behind the held export
+  for (const s of SPANS.slice(3, 40)) p.offer(s); // 3 full batches and 7 spans wait behind the held export
   await sleep(50);
   assert.equal(exporter.batches.length, 1, 'held export: nothing else is sent');
-  assert.equal(p.queued, 37);
+  assert.equal(p.queued(), 37);
   exporter.release();
   await waitFor(() => exporter.batches.length === 5);
   assert.deepEqual(exporter.batches.map((b) => b.spanCount), [3, 10, 10, 10, 7]);
   assert.equal(exporter.maxInFlight, 1);
-  assert.equal(p.queued, 0);
+  assert.equal(p.queued(), 0);
 });
 
 test('an export that never answers is given up after exportTimeoutMillis, and the next batch goes', async () => {
   const exporter = new RecordingExporter(true);
   const p = new EncodingBatchProcessor(exporter, settings({ maxExportBatchSize: 5, exportTimeoutMillis: 40 }));
-  for (const s of SPANS.slice(0, 10)) p.add(s);
+  for (const s of SPANS.slice(0, 10)) p.offer(s);
   await waitFor(() => exporter.batches.length > 0);
   assert.equal(exporter.batches.length, 1);
   await waitFor(() => exporter.batches.length > 1);
@@ -119,11 +119,11 @@ test('an export that never answers is given up after exportTimeoutMillis, and th
 test('shutdown sends what waits, shuts the exporter down once, and refuses later spans', async () => {
   const exporter = new RecordingExporter();
   const p = new EncodingBatchProcessor(exporter, settings({}));
-  for (const s of SPANS.slice(0, 7)) p.add(s);
+  for (const s of SPANS.slice(0, 7)) p.offer(s);
   await Promise.all([p.shutdown(), p.shutdown()]);
   assert.deepEqual(exporter.batches.map((b) => b.spanCount), [7]);
   assert.equal(exporter.shutdowns, 1);
-  assert.equal(p.add(SPANS[0]), false);
+  assert.equal(p.offer(SPANS[0]), false);
 });
 
 test('an exporter that throws fails its batch, and the next batch still goes', async () => {
@@ -137,8 +137,8 @@ test('an exporter that throws fails its batch, and the next batch still goes', a
     shutdown: async () => {},
   };
   const p = new EncodingBatchProcessor(throwing, settings({ maxExportBatchSize: 5 }));
-  for (const s of SPANS.slice(0, 10)) p.add(s);
+  for (const s of SPANS.slice(0, 10)) p.offer(s);
   await waitFor(() => sent.length === 2);
   assert.deepEqual(sent, [5, 5]);
-  assert.equal(p.queued, 0);
+  assert.equal(p.queued(), 0);
 });
