@@ -33,6 +33,12 @@ const clock = new WallClock(nodeClock());
 const resource = resourceFromAttributes({ 'service.name': 'bench' });
 
 type Stage = 'correlate' | 'spans' | 'export' | 'export-otel';
+const ALL_STAGES: Stage[] = ['correlate', 'spans', 'export', 'export-otel'];
+/** BENCH_REPLAY_STAGES=export,... runs only those (for profiling one stage). */
+const STAGES = (process.env.BENCH_REPLAY_STAGES?.split(',') ?? ALL_STAGES).map((s) => {
+  if (!ALL_STAGES.includes(s as Stage)) throw new Error(`BENCH_REPLAY_STAGES: unknown stage ${s} (stages: ${ALL_STAGES.join(', ')})`);
+  return s as Stage;
+});
 
 /** One pass over every recording; returns events and spans. */
 function replayOnce(onExchange: (ex: Exchange) => void): { events: number; exchanges: number } {
@@ -81,7 +87,7 @@ async function main(): Promise<void> {
   const receiver = await OtlpSink.start(); // its own process: not on the agent's core
   const results: Record<string, unknown> = {};
   await run('spans'); // warm up
-  for (const stage of ['correlate', 'spans', 'export', 'export-otel'] as const) {
+  for (const stage of STAGES) {
     const rates: number[] = [];
     const cpuPerSpan: number[] = [];
     let last = { events: 0, spans: 0, seconds: 0, cpuSeconds: 0 };
@@ -109,7 +115,8 @@ async function main(): Promise<void> {
     results[stage] = { eventsPerRun: last.events, spansPerRun: last.spans, eventsPerSecond: median(rates), min: Math.min(...rates), max: Math.max(...rates), cpuMicrosPerSpan: median(cpuPerSpan), ...(stage.startsWith('export') ? { spansReceived: received } : {}) };
   }
   await receiver.stop();
-  saveResults('replay', { rounds, recordings: files, ...results });
+  if (STAGES.length === ALL_STAGES.length) saveResults('replay', { rounds, recordings: files, ...results });
+  else console.log('(some stages only: bench/results.json left as it was)');
 }
 
 main().catch((e) => {

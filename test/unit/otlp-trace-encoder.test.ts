@@ -182,6 +182,17 @@ test('a request larger than the scratch buffer grows it, the next request is rig
   assert.ok(Buffer.from(first).equals(library(spans)), 'the first request was not overwritten by the second');
 });
 
+test('a request is its own buffer, exactly its size, which Buffer.from() (what the gRPC transport does to it) shares instead of copying', () => {
+  const spans = [span(), span({ kind: SpanKind.CLIENT })];
+  const bytes = new OtlpTraceEncoder().encode(spans);
+  assert.equal(bytes.byteOffset, 0);
+  assert.equal(bytes.buffer.byteLength, bytes.length, 'no other bytes in its ArrayBuffer');
+  const asBuffer = Buffer.from(bytes);
+  assert.ok(asBuffer.equals(library(spans)));
+  assert.equal(asBuffer.buffer, bytes.buffer, 'the same memory');
+  assert.ok(Buffer.from(bytes.subarray(1)).equals(library(spans).subarray(1)), 'a view of part of it is still copied as a view');
+});
+
 test('the exporter’s serializer encodes with the encoder and decodes responses with the library', () => {
   const s = traceSerializer();
   const spans = [span(), span({ kind: SpanKind.CLIENT })];
