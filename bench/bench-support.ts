@@ -10,7 +10,7 @@ import path from 'node:path';
 
 import { which } from '../src/bpf/prerequisites';
 
-export { cpuSeconds, rssMiB } from '../test/support/process-watch';
+export { cpuSeconds, minorFaults, rssMiB } from '../test/support/process-watch';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');

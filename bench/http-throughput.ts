@@ -19,7 +19,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { keepAliveProxy, writeNginxConfig } from '../src/lab/nginx-config';
-import { BenchCgroups, OtlpSink, bpfProgramTimes, ROOT, cpuSeconds, median, requireCommands, requireRoot, rssMiB, saveResults, spawnInCgroup, startAgent, stopAgent, withBpfStats, type RunningAgent } from './bench-support';
+import { BenchCgroups, OtlpSink, bpfProgramTimes, ROOT, cpuSeconds, median, minorFaults, requireCommands, requireRoot, rssMiB, saveResults, spawnInCgroup, startAgent, stopAgent, withBpfStats, type RunningAgent } from './bench-support';
 
 const ROUNDS = Number(process.env.BENCH_HTTP_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 10);
@@ -121,6 +121,8 @@ const SPANS_PER_REQUEST = 3; // proxy server span, proxy client span, upstream s
 
 interface TracedRound extends WrkResult {
   agentCpuS: number;
+  /** Minor page faults of the agent over the round (on these virtual machines each costs microseconds). */
+  agentFaults: number;
   spans: number;
   rssMiB: number;
   /** The agent's own final counters (its "detached" log line). */
@@ -177,7 +179,7 @@ async function main(): Promise<void> {
         const b = res.on[res.on.length - 1];
         const roots = (b.agent.rootsSampled ?? 0) + (b.agent.rootsUnsampled ?? 0);
         console.log(
-          `  round ${r + 1}: untraced ${a.rps.toFixed(0)} req/s p50 ${a.p50Us.toFixed(0)} us p99 ${a.p99Us.toFixed(0)} us | traced ${b.rps.toFixed(0)} req/s p50 ${b.p50Us.toFixed(0)} us p99 ${b.p99Us.toFixed(0)} us; ${b.spans} spans received, agent ${((b.agentCpuS * 1e6) / b.requests).toFixed(1)} us CPU/request` +
+          `  round ${r + 1}: untraced ${a.rps.toFixed(0)} req/s p50 ${a.p50Us.toFixed(0)} us p99 ${a.p99Us.toFixed(0)} us | traced ${b.rps.toFixed(0)} req/s p50 ${b.p50Us.toFixed(0)} us p99 ${b.p99Us.toFixed(0)} us; ${b.spans} spans received, agent ${((b.agentCpuS * 1e6) / b.requests).toFixed(1)} us CPU/request, ${(b.agentFaults / b.requests).toFixed(3)} page faults/request` +
             `; new traces sampled ${b.agent.rootsSampled ?? '?'} of ${roots}, spans dropped ${b.agent.spansDropped ?? '?'}, events lost ${b.agent.eventsLost ?? '?'}`,
         );
         if (b.kernel) {
@@ -205,6 +207,7 @@ async function tracedRound(traced: string, load: string, regime: Regime, sink: O
   const pid = agent.proc.pid!;
   const spans0 = await sink.count();
   const cpu0 = cpuSeconds(pid);
+  const faults0 = minorFaults(pid);
   let rss = 0;
   const sampler = setInterval(() => (rss = Math.max(rss, rssMiB(pid))), 1000);
   const prog0 = BPF_STATS ? bpfProgramTimes(pid) : undefined;
@@ -214,8 +217,9 @@ async function tracedRound(traced: string, load: string, regime: Regime, sink: O
   rss = Math.max(rss, rssMiB(pid));
   await settle(sink, spans0 + res.requests * SPANS_PER_REQUEST);
   const agentCpuS = cpuSeconds(pid) - cpu0;
+  const agentFaults = minorFaults(pid) - faults0;
   await stopAgent(agent);
-  return { ...res, agentCpuS, spans: (await sink.count()) - spans0, rssMiB: rss, agent: finalCounters(agent), kernel };
+  return { ...res, agentCpuS, agentFaults, spans: (await sink.count()) - spans0, rssMiB: rss, agent: finalCounters(agent), kernel };
 }
 
 /** Each program's kernel time and runs between two bpfProgramTimes, per request. */
@@ -308,6 +312,7 @@ function report(results: RegimeResult[], longRun: LongRun | undefined): void {
       p99Ratio: median(p99),
       agentCpuUsPerRequest: median(cpu),
       agentCpuCores: median(cores),
+      agentPageFaultsPerRequest: median(on.map((b) => b.agentFaults / b.requests)),
       spansExpected: expected,
       spansReceived: received,
       agentRssMiBPeak: rss,
