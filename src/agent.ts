@@ -15,7 +15,6 @@ import { EventRecorder } from './events/replay';
 import { Correlator, type Exchange } from './trace/correlator';
 import { WallClock, libcClock } from './export/clock';
 import { ProcessResources, type ServiceNameSource } from './export/process-resources';
-import { buildSpans } from './export/span-builder';
 import { createSpanPipeline, type SpanPipeline } from './export/span-pipeline';
 import type { BufferConfig, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Logger } from './log';
@@ -286,6 +285,6 @@ export class Agent {
 
   private export(ex: Exchange): void {
     const resource = this.resources.get(ex.request.pid);
-    for (const span of buildSpans(ex, resource, this.clock)) this.pipeline.submit(span);
+    this.pipeline.submitExchange(ex, resource, this.clock);
   }
 }

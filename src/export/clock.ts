@@ -37,6 +37,9 @@ export function nodeClock(): ClockSource {
 
 export class WallClock {
   private offsetNs = 0n;
+  /** offsetNs as whole seconds and the nanoseconds left (0 to 1e9 - 1): toHrTime adds numbers, no BigInt per call. */
+  private offsetS = 0;
+  private offsetRestNs = 0;
 
   constructor(private readonly source: ClockSource) {
     this.calibrate();
@@ -56,15 +59,32 @@ export class WallClock {
         this.offsetNs = r - (a + b) / 2n;
       }
     }
+    let seconds = this.offsetNs / 1_000_000_000n; // truncated towards zero
+    if (seconds * 1_000_000_000n > this.offsetNs) seconds -= 1n;
+    this.offsetS = Number(seconds);
+    this.offsetRestNs = Number(this.offsetNs - seconds * 1_000_000_000n);
   }
 
   nowMonotonicNs(): number {
     return Number(this.source.monotonicNs());
   }
 
+  /** The wall-clock time of a monotonic timestamp (exact for timestamps below 2^53 ns, ~104 days of uptime). */
   toHrTime(monotonicNs: number): HrTime {
-    const wall = BigInt(Math.round(monotonicNs)) + this.offsetNs;
-    return [Number(wall / 1_000_000_000n), Number(wall % 1_000_000_000n)];
+    const m = Math.round(monotonicNs);
+    let s = Math.floor(m / 1e9);
+    let ns = m - s * 1e9; // exact: both are integers below 2^53
+    if (ns < 0) {
+      s -= 1; // the division rounded up
+      ns += 1e9;
+    }
+    s += this.offsetS;
+    ns += this.offsetRestNs;
+    if (ns >= 1e9) {
+      s += 1;
+      ns -= 1e9;
+    }
+    return [s, ns];
   }
 }
 

@@ -17,7 +17,8 @@
  * (README, Agent cost).
  */
 import { context } from '@opentelemetry/api';
-import { ExportResultCode, globalErrorHandler, suppressTracing } from '@opentelemetry/core';
+import { ExportResultCode, globalErrorHandler, suppressTracing, type InstrumentationScope } from '@opentelemetry/core';
+import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { BatchExporter } from './batch-exporter';
 import { OtlpTraceEncoder, TraceRequestBuilder, type EncodedSpans } from './otlp-trace-encoder';
@@ -50,10 +51,19 @@ export class EncodingBatchProcessor {
 
   /** Encodes the span into the pending batch; false when the queue is full (or the processor shut down) and the span was not taken. */
   offer(span: ReadableSpan): boolean {
+    return this.offerEncoded(span.resource, span.instrumentationScope, (encoder) => encoder.spanField(span));
+  }
+
+  /**
+   * A span of `resource` and `scope` that `write` encodes with the given
+   * encoder (spanFieldOf: no span object needed); false, and `write` not
+   * called, when the queue is full or the processor shut down.
+   */
+  offerEncoded(resource: Resource, scope: InstrumentationScope, write: (encoder: OtlpTraceEncoder) => Uint8Array): boolean {
     if (this.waiting >= this.settings.maxQueueSize || this.shutdownDone) return false;
     let request = this.requests[this.requests.length - 1];
     if (!request || request.spanCount >= this.settings.maxExportBatchSize) this.requests.push((request = new TraceRequestBuilder(this.encoder)));
-    request.add(span);
+    request.addField(resource, scope, write(this.encoder));
     this.waiting++;
     this.maybeStartTimer();
     return true;

@@ -14,7 +14,7 @@
  * Grouping is the library's: spans by resource, then by instrumentation
  * scope (identity, in order of first appearance).
  */
-import type { Attributes, AttributeValue, HrTime, Link, SpanContext } from '@opentelemetry/api';
+import type { Attributes, AttributeValue, HrTime, Link, SpanContext, SpanKind, SpanStatus } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
 import type { InstrumentationScope } from '@opentelemetry/core';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
@@ -48,6 +48,26 @@ const HEX_VALUE = Int16Array.from({ length: 128 }, (_, c) => hexValue(c));
 
 function spanFlags(traceFlags: number, isRemote: boolean | undefined): number {
   return (traceFlags & 0xff) | FLAGS_HAS_IS_REMOTE | (isRemote ? FLAGS_IS_REMOTE : 0);
+}
+
+/** A span given field by field (OtlpTraceEncoder.spanFieldOf): what a ReadableSpan holds but its attributes and status. */
+export interface SpanFields {
+  traceId: string;
+  spanId: string;
+  /** '' for a root. */
+  parentSpanId: string;
+  parentIsRemote: boolean;
+  traceFlags: number;
+  name: string;
+  kind: SpanKind;
+  startTime: HrTime;
+  endTime: HrTime;
+  links: Link[];
+}
+
+/** Where span attributes are written, one at a time. */
+export interface AttributeWriter {
+  attribute(key: string, value: AttributeValue): void;
 }
 
 /** Where the parts of one ResourceSpans are in the scratch buffer (OtlpTraceEncoder.request). */
@@ -172,12 +192,16 @@ export class TraceRequestBuilder {
   constructor(private readonly encoder: OtlpTraceEncoder) {}
 
   add(span: ReadableSpan): void {
-    const bytes = this.encoder.spanField(span);
-    let byScope = this.groups.get(span.resource);
-    if (!byScope) this.groups.set(span.resource, (byScope = new Map()));
-    const group = byScope.get(span.instrumentationScope);
+    this.addField(span.resource, span.instrumentationScope, this.encoder.spanField(span));
+  }
+
+  /** A span already written as a `ScopeSpans.spans` field (spanField, spanFieldOf) by this builder's encoder. */
+  addField(resource: Resource, scope: InstrumentationScope, bytes: Uint8Array): void {
+    let byScope = this.groups.get(resource);
+    if (!byScope) this.groups.set(resource, (byScope = new Map()));
+    const group = byScope.get(scope);
     if (group) group.append(bytes);
-    else byScope.set(span.instrumentationScope, new SpanBytes(this.encoder.pool, bytes));
+    else byScope.set(scope, new SpanBytes(this.encoder.pool, bytes));
     this.spanCount++;
   }
 
@@ -319,21 +343,7 @@ export class OtlpTraceEncoder {
     const ctx: SpanContext = span.spanContext();
     this.contextFields(ctx);
     const parent = span.parentSpanContext;
-    if (parent?.spanId) {
-      this.tag(4, LEN);
-      this.hex(parent.spanId);
-    }
-    this.tag(5, LEN);
-    this.string(span.name);
-    const kind = span.kind == null ? 0 : span.kind + 1; // OTLP counts UNSPECIFIED as 0
-    if (kind !== 0) {
-      this.tag(6, VARINT);
-      this.varint(kind);
-    }
-    this.tag(7, FIXED64);
-    this.hrTime(span.startTime);
-    this.tag(8, FIXED64);
-    this.hrTime(span.endTime);
+    this.spanHead(parent?.spanId, span.name, span.kind, span.startTime, span.endTime);
     if (span.attributes) this.attributes(span.attributes, 9);
     this.tag(10, VARINT);
     this.varint(span.droppedAttributesCount);
@@ -343,24 +353,84 @@ export class OtlpTraceEncoder {
     }
     this.tag(12, VARINT);
     this.varint(span.droppedEventsCount);
-    for (const link of span.links) {
+    this.spanTail(span.links, span.droppedLinksCount, span.status, spanFlags(ctx.traceFlags, parent?.isRemote));
+    this.endLength(start, 2);
+  }
+
+  /**
+   * A span given field by field, as a `ScopeSpans.spans` field: a view of
+   * the scratch buffer, valid until the next call. `writeAttributes` writes
+   * the span's attributes in order and returns its status. Byte for byte
+   * what spanField writes for the ReadableSpan of the same content (no
+   * events, no trace state, nothing dropped).
+   */
+  spanFieldOf(f: SpanFields, writeAttributes: (sink: AttributeWriter) => SpanStatus): Uint8Array {
+    this.pos = 0;
+    this.tag(2, LEN);
+    const start = this.beginLength(2);
+    this.tag(1, LEN);
+    this.hex(f.traceId);
+    this.tag(2, LEN);
+    this.hex(f.spanId);
+    this.spanHead(f.parentSpanId || undefined, f.name, f.kind, f.startTime, f.endTime);
+    const status = writeAttributes(this.spanAttributes);
+    this.tag(10, VARINT);
+    this.varint(0);
+    this.tag(12, VARINT);
+    this.varint(0);
+    this.spanTail(f.links, 0, status, spanFlags(f.traceFlags, f.parentSpanId ? f.parentIsRemote : undefined));
+    this.endLength(start, 2);
+    const out = this.buf.subarray(0, this.pos);
+    this.shrinkScratch();
+    return out;
+  }
+
+  /** Span.attributes, one KeyValue at a time. */
+  private readonly spanAttributes: AttributeWriter = {
+    attribute: (key, value) => {
+      this.tag(9, LEN);
+      this.keyValue(key, value);
+    },
+  };
+
+  /** Span fields 4 to 8: parent_span_id, name, kind, start and end time. */
+  private spanHead(parentSpanId: string | undefined, name: string, spanKind: SpanKind | undefined, startTime: HrTime, endTime: HrTime): void {
+    if (parentSpanId) {
+      this.tag(4, LEN);
+      this.hex(parentSpanId);
+    }
+    this.tag(5, LEN);
+    this.string(name);
+    const kind = spanKind == null ? 0 : spanKind + 1; // OTLP counts UNSPECIFIED as 0
+    if (kind !== 0) {
+      this.tag(6, VARINT);
+      this.varint(kind);
+    }
+    this.tag(7, FIXED64);
+    this.hrTime(startTime);
+    this.tag(8, FIXED64);
+    this.hrTime(endTime);
+  }
+
+  /** Span fields 13 to 16: links, dropped_links_count, status and flags. */
+  private spanTail(links: readonly Link[], droppedLinks: number, status: SpanStatus, flags: number): void {
+    for (const link of links) {
       this.tag(13, LEN);
       this.link(link);
     }
     this.tag(14, VARINT);
-    this.varint(span.droppedLinksCount);
+    this.varint(droppedLinks);
     this.tag(15, LEN);
     const statusStart = this.beginLength(1);
-    if (span.status.message) {
+    if (status.message) {
       this.tag(2, LEN);
-      this.string(span.status.message);
+      this.string(status.message);
     }
     this.tag(3, VARINT);
-    this.varint(span.status.code);
+    this.varint(status.code);
     this.endLength(statusStart, 1);
     this.tag(16, FIXED32);
-    this.fixed32(spanFlags(ctx.traceFlags, parent?.isRemote));
-    this.endLength(start, 2);
+    this.fixed32(flags);
   }
 
   /** trace_id, span_id and trace_state: fields 1 to 3 of both Span and Span.Link. */

@@ -1,9 +1,11 @@
 /**
- * Turns a correlated exchange into an OTel ReadableSpan whose ids and times
- * came from the kernel. Named and described by protocol (HTTP/1.x, Redis,
- * generic TCP) following the semantic conventions.
+ * Turns a correlated exchange into its spans, whose ids and times came from
+ * the kernel, named and described by protocol (HTTP/1.x, Redis, generic TCP)
+ * following the semantic conventions: as OTel ReadableSpans (buildSpan, for
+ * any exporter), or written for OTLP straight away (encodeSpan, the agent's
+ * own exporter). One description (describe) serves both.
  */
-import { SpanKind, SpanStatusCode, TraceFlags, type Attributes, type HrTime, type Link, type SpanContext, type SpanStatus } from '@opentelemetry/api';
+import { SpanKind, SpanStatusCode, TraceFlags, type Attributes, type AttributeValue, type HrTime, type Link, type SpanContext, type SpanStatus } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import {
@@ -30,10 +32,11 @@ import {
 import { ATTR_THREAD_ID } from '@opentelemetry/semantic-conventions/incubating';
 import { Flag, Role } from '../events/layout';
 import type { Exchange } from '../trace/correlator';
-import { identify } from '../protocols';
+import { identify, type ProtocolView } from '../protocols';
 import { looksLikeHttpRequest, splitPipelinedRequests, splitResponses } from '../protocols/http1';
 import { derivePipelined } from '../trace/pipelining';
 import { hrDuration, type WallClock } from './clock';
+import type { AttributeWriter, OtlpTraceEncoder, SpanFields } from './otlp-trace-encoder';
 
 export const INSTRUMENTATION_SCOPE = { name: 'gearbox', version: '0.1.0' };
 
@@ -83,13 +86,21 @@ export interface SpanExtras {
   links?: Link[];
 }
 
+/** One span of an exchange: the exchange as the span sees it (a pipelined request's own copy) and what the span adds. */
+export interface SpanPart {
+  ex: Exchange;
+  extras: SpanExtras;
+}
+
+const NO_EXTRAS: SpanExtras = Object.freeze({});
+
 /**
- * All spans of an exchange: one, or one per request when a client pipelined
+ * The spans of an exchange: one, or one per request when a client pipelined
  * several HTTP/1.1 requests in one message. Request k >= 1 gets the ids the
  * server's kernel derives for it (src/trace/pipelining.ts); a pipelined
  * request of a client that itself serves a request is a root linked to it.
  */
-export function buildSpans(ex: Exchange, resource: Resource, clock: WallClock): ReadableSpan[] {
+export function spanParts(ex: Exchange): SpanPart[] {
   if (ex.role === Role.GB_ROLE_CLIENT && ex.request.head && mayHoldPipelinedRequests(ex, ex.request.head)) {
     const parts = splitPipelinedRequests(ex.request.head);
     if (parts.length > 1) {
@@ -106,15 +117,16 @@ export function buildSpans(ex: Exchange, resource: Resource, clock: WallClock): 
           request: { ...ex.request, head: part },
           response: ex.response && { ...ex.response, head: responses[k] },
         };
-        return buildSpan(copy, resource, clock, {
-          attributes: { 'gearbox.pipelined.index': k, 'gearbox.pipelined.count': parts.length },
-          links: parentLink,
-        });
+        return { ex: copy, extras: { attributes: { 'gearbox.pipelined.index': k, 'gearbox.pipelined.count': parts.length }, links: parentLink } };
       });
     }
   }
-  const extras: SpanExtras = ex.pipelineIndex ? { attributes: { 'gearbox.pipelined.index': ex.pipelineIndex } } : {};
-  return [buildSpan(ex, resource, clock, extras)];
+  return [{ ex, extras: ex.pipelineIndex ? { attributes: { 'gearbox.pipelined.index': ex.pipelineIndex } } : NO_EXTRAS }];
+}
+
+/** The spans of an exchange (spanParts) as ReadableSpans. */
+export function buildSpans(ex: Exchange, resource: Resource, clock: WallClock): ReadableSpan[] {
+  return spanParts(ex).map((part) => buildSpan(part.ex, resource, clock, part.extras));
 }
 
 /** Bytes follow the first HTTP request in the head (or its parse is not known yet). */
@@ -125,86 +137,140 @@ function mayHoldPipelinedRequests(ex: Exchange, head: Buffer): boolean {
   return headLength !== undefined && headLength + (contentLength ?? 0) < head.length;
 }
 
-export function buildSpan(ex: Exchange, resource: Resource, clock: WallClock, extras: SpanExtras = {}): ReadableSpan {
-  const server = ex.role === Role.GB_ROLE_SERVER;
-  const view = ex.protocol ?? identify(ex.request.head, ex.response?.head);
-  // What the semantic conventions require or recommend, and no more: every
-  // attribute is paid for per span in the exporter. network.transport (tcp)
-  // and network.protocol.name (http) are left out where they are the default.
-  const attrs: Attributes = {
-    [ATTR_NETWORK_PEER_ADDRESS]: ex.tuple.remoteAddr,
-    [ATTR_NETWORK_PEER_PORT]: ex.tuple.remotePort,
-    [ATTR_THREAD_ID]: ex.request.tid,
-    'gearbox.request.bytes': ex.request.bytes,
-    'gearbox.response.bytes': ex.response?.bytes ?? 0,
-  };
-  // How the span ended, when it is not the ordinary way (response complete or next request).
-  if (ex.endReason !== 'complete' && ex.endReason !== 'next-request') attrs['gearbox.end_reason'] = ex.endReason ?? 'unknown';
-  if (!isIpv4(ex.tuple.remoteAddr)) attrs[ATTR_NETWORK_TYPE] = 'ipv6';
-  if (server) {
-    attrs[ATTR_SERVER_ADDRESS] = ex.tuple.localAddr;
-    attrs[ATTR_SERVER_PORT] = ex.tuple.localPort;
-    attrs[ATTR_CLIENT_ADDRESS] = ex.tuple.remoteAddr;
-  } else {
-    attrs[ATTR_SERVER_ADDRESS] = ex.tuple.remoteAddr;
-    attrs[ATTR_SERVER_PORT] = ex.tuple.remotePort;
-  }
-  if (ex.incomplete) attrs['gearbox.incomplete'] = ex.incomplete;
-  if (ex.lostEvents) attrs['gearbox.events_lost'] = ex.lostEvents;
+/** Collects a span's attributes into an Attributes object (describe's other writer is the OTLP encoder). */
+class AttributesObject implements AttributeWriter {
+  readonly attributes: Attributes = {};
 
-  let name: string;
+  attribute(key: string, value: AttributeValue): void {
+    this.attributes[key] = value;
+  }
+}
+
+/** The span's name: the HTTP method, the Redis command, or `tcp PORT`. */
+function spanName(ex: Exchange, view: ProtocolView): string {
+  switch (view.protocol) {
+    case 'http':
+      return view.request.method;
+    case 'redis':
+      return view.command.name;
+    default:
+      return `tcp ${ex.role === Role.GB_ROLE_SERVER ? ex.tuple.localPort : ex.tuple.remotePort}`;
+  }
+}
+
+/**
+ * The span's attributes, written to `sink` in order, and its status: what
+ * the semantic conventions require or recommend, and no more (every
+ * attribute is paid for per span in the exporter). network.transport (tcp)
+ * and network.protocol.name (http) are left out where they are the default.
+ */
+function describe(ex: Exchange, view: ProtocolView, sink: AttributeWriter, extra: Attributes | undefined): SpanStatus {
+  const server = ex.role === Role.GB_ROLE_SERVER;
+  const { tuple } = ex;
+  sink.attribute(ATTR_NETWORK_PEER_ADDRESS, tuple.remoteAddr);
+  sink.attribute(ATTR_NETWORK_PEER_PORT, tuple.remotePort);
+  sink.attribute(ATTR_THREAD_ID, ex.request.tid);
+  sink.attribute('gearbox.request.bytes', ex.request.bytes);
+  sink.attribute('gearbox.response.bytes', ex.response?.bytes ?? 0);
+  // How the span ended, when it is not the ordinary way (response complete or next request).
+  if (ex.endReason !== 'complete' && ex.endReason !== 'next-request') sink.attribute('gearbox.end_reason', ex.endReason ?? 'unknown');
+  if (!isIpv4(tuple.remoteAddr)) sink.attribute(ATTR_NETWORK_TYPE, 'ipv6');
+  if (server) {
+    sink.attribute(ATTR_SERVER_ADDRESS, tuple.localAddr);
+    sink.attribute(ATTR_SERVER_PORT, tuple.localPort);
+    sink.attribute(ATTR_CLIENT_ADDRESS, tuple.remoteAddr);
+  } else {
+    sink.attribute(ATTR_SERVER_ADDRESS, tuple.remoteAddr);
+    sink.attribute(ATTR_SERVER_PORT, tuple.remotePort);
+  }
+  if (ex.incomplete) sink.attribute('gearbox.incomplete', ex.incomplete);
+  if (ex.lostEvents) sink.attribute('gearbox.events_lost', ex.lostEvents);
+
   let status: SpanStatus = STATUS_UNSET;
+  // The error.type attribute, when the protocol did not give one (a reply's
+  // error needs a response, so this and the no-response case never meet).
+  let errorTyped = false;
   switch (view.protocol) {
     case 'http': {
       const { request, response } = view;
-      name = request.method;
-      attrs[ATTR_HTTP_REQUEST_METHOD] = request.method;
-      attrs[ATTR_URL_PATH] = request.path;
-      if (request.query !== undefined) attrs[ATTR_URL_QUERY] = request.query;
-      attrs[ATTR_URL_SCHEME] = 'http';
-      attrs[ATTR_NETWORK_PROTOCOL_VERSION] = request.version;
-      if (request.userAgent) attrs[ATTR_USER_AGENT_ORIGINAL] = request.userAgent;
+      sink.attribute(ATTR_HTTP_REQUEST_METHOD, request.method);
+      sink.attribute(ATTR_URL_PATH, request.path);
+      if (request.query !== undefined) sink.attribute(ATTR_URL_QUERY, request.query);
+      sink.attribute(ATTR_URL_SCHEME, 'http');
+      sink.attribute(ATTR_NETWORK_PROTOCOL_VERSION, request.version);
+      if (request.userAgent) sink.attribute(ATTR_USER_AGENT_ORIGINAL, request.userAgent);
       if (!server) {
-        const host = request.host ?? `${ex.tuple.remoteAddr}:${ex.tuple.remotePort}`;
-        attrs[ATTR_URL_FULL] = `http://${host}${request.target.startsWith('/') ? request.target : '/'}`;
+        const host = request.host ?? `${tuple.remoteAddr}:${tuple.remotePort}`;
+        sink.attribute(ATTR_URL_FULL, `http://${host}${request.target.startsWith('/') ? request.target : '/'}`);
       }
       if (response) {
-        attrs[ATTR_HTTP_RESPONSE_STATUS_CODE] = response.status;
+        sink.attribute(ATTR_HTTP_RESPONSE_STATUS_CODE, response.status);
         if (response.status >= 500 || (!server && response.status >= 400)) {
           status = STATUS_ERROR;
-          attrs[ATTR_ERROR_TYPE] = String(response.status);
+          sink.attribute(ATTR_ERROR_TYPE, String(response.status));
+          errorTyped = true;
         }
       }
       break;
     }
     case 'redis': {
-      name = view.command.name;
-      attrs[ATTR_DB_SYSTEM_NAME] = 'redis';
-      attrs[ATTR_DB_OPERATION_NAME] = view.command.name;
-      attrs[ATTR_NETWORK_PROTOCOL_NAME] = 'resp';
+      sink.attribute(ATTR_DB_SYSTEM_NAME, 'redis');
+      sink.attribute(ATTR_DB_OPERATION_NAME, view.command.name);
+      sink.attribute(ATTR_NETWORK_PROTOCOL_NAME, 'resp');
       if (view.reply?.error !== undefined) {
         status = { code: SpanStatusCode.ERROR, message: view.reply.error };
-        attrs[ATTR_ERROR_TYPE] = view.reply.error.split(' ')[0] || 'redis_error';
+        sink.attribute(ATTR_ERROR_TYPE, view.reply.error.split(' ')[0] || 'redis_error');
+        errorTyped = true;
       }
       break;
     }
     default:
-      name = `tcp ${server ? ex.tuple.localPort : ex.tuple.remotePort}`;
-      attrs[ATTR_NETWORK_TRANSPORT] = 'tcp';
+      sink.attribute(ATTR_NETWORK_TRANSPORT, 'tcp');
   }
   if (!ex.response) {
     status = { code: SpanStatusCode.ERROR, message: `no response (${ex.endReason ?? 'unknown'})` };
-    attrs[ATTR_ERROR_TYPE] ??= 'no_response';
+    if (!errorTyped) sink.attribute(ATTR_ERROR_TYPE, 'no_response');
   }
-  Object.assign(attrs, extras.attributes);
+  if (extra) for (const key in extra) sink.attribute(key, extra[key] as AttributeValue);
+  return status;
+}
 
-  const traceFlags = ex.flags & Flag.GB_F_SAMPLED ? TraceFlags.SAMPLED : TraceFlags.NONE;
-  const ctx: SpanContext = { traceId: ex.traceId, spanId: ex.spanId, traceFlags, isRemote: false };
-  const parent: SpanContext | undefined = ex.parentSpanId
-    ? { traceId: ex.traceId, spanId: ex.parentSpanId, traceFlags, isRemote: (ex.flags & Flag.GB_F_REMOTE_PARENT) !== 0 }
-    : undefined;
+/** The span's ids, kind, times and links: everything but its attributes and status. */
+function spanFields(ex: Exchange, view: ProtocolView, clock: WallClock, links: Link[]): SpanFields {
   const endNs = ex.response ? ex.response.endNs : ex.request.endNs;
-  const startTime = clock.toHrTime(ex.request.startNs);
-  const endTime = clock.toHrTime(Math.max(endNs, ex.request.startNs));
-  return new KernelSpan(name, server ? SpanKind.SERVER : SpanKind.CLIENT, ctx, parent, startTime, endTime, status, attrs, extras.links ?? NO_LINKS, resource);
+  return {
+    traceId: ex.traceId,
+    spanId: ex.spanId,
+    parentSpanId: ex.parentSpanId,
+    parentIsRemote: (ex.flags & Flag.GB_F_REMOTE_PARENT) !== 0,
+    traceFlags: ex.flags & Flag.GB_F_SAMPLED ? TraceFlags.SAMPLED : TraceFlags.NONE,
+    name: spanName(ex, view),
+    kind: ex.role === Role.GB_ROLE_SERVER ? SpanKind.SERVER : SpanKind.CLIENT,
+    startTime: clock.toHrTime(ex.request.startNs),
+    endTime: clock.toHrTime(Math.max(endNs, ex.request.startNs)),
+    links,
+  };
+}
+
+export function buildSpan(ex: Exchange, resource: Resource, clock: WallClock, extras: SpanExtras = NO_EXTRAS): ReadableSpan {
+  const view = ex.protocol ?? identify(ex.request.head, ex.response?.head);
+  const f = spanFields(ex, view, clock, extras.links ?? NO_LINKS);
+  const attrs = new AttributesObject();
+  const status = describe(ex, view, attrs, extras.attributes);
+  const ctx: SpanContext = { traceId: f.traceId, spanId: f.spanId, traceFlags: f.traceFlags, isRemote: false };
+  const parent: SpanContext | undefined = f.parentSpanId ? { traceId: f.traceId, spanId: f.parentSpanId, traceFlags: f.traceFlags, isRemote: f.parentIsRemote } : undefined;
+  return new KernelSpan(f.name, f.kind, ctx, parent, f.startTime, f.endTime, status, attrs.attributes, f.links, resource);
+}
+
+/**
+ * One span of an exchange written for OTLP straight from the exchange, as a
+ * `ScopeSpans.spans` field (a view of the encoder's scratch buffer, valid
+ * until its next call): the bytes `encoder.spanField(buildSpan(...))` gives,
+ * without the span object, its attributes object and the walk over it
+ * (test/unit/span-encoding.test.ts compares the two on recorded events).
+ */
+export function encodeSpan(part: SpanPart, clock: WallClock, encoder: OtlpTraceEncoder): Uint8Array {
+  const { ex, extras } = part;
+  const view = ex.protocol ?? identify(ex.request.head, ex.response?.head);
+  return encoder.spanFieldOf(spanFields(ex, view, clock, extras.links ?? NO_LINKS), (sink) => describe(ex, view, sink, extras.attributes));
 }

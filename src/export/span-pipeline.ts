@@ -18,6 +18,10 @@ import type { Logger } from '../log';
 import type { BatchExporter } from './batch-exporter';
 import { EncodingBatchProcessor } from './encoding-batch-processor';
 import type { EncodedSpans } from './otlp-trace-encoder';
+import type { Resource } from '@opentelemetry/resources';
+import type { Exchange } from '../trace/correlator';
+import type { WallClock } from './clock';
+import { INSTRUMENTATION_SCOPE, buildSpan, encodeSpan, spanParts, type SpanPart } from './span-builder';
 import { DEFAULT_RETRY, RetryingExporter } from './retrying-exporter';
 
 export interface ExportStats {
@@ -91,6 +95,8 @@ export interface SpanPipeline {
   /** Spans waiting in the queue. */
   queued(): number;
   submit(span: ReadableSpan): void;
+  /** The spans of a correlated exchange (spanParts), of `resource`. */
+  submitExchange(ex: Exchange, resource: Resource, clock: WallClock): void;
   flush(): Promise<void>;
   shutdown(): Promise<void>;
 }
@@ -125,9 +131,10 @@ function sdkBatcher(exporter: CountingExporter<ReadableSpan[]>, config: Required
 /**
  * `batch` overrides the OTEL_BSP_* settings (the demo wants short delays).
  * The agent's own OTLP exporter gets spans encoded as they are submitted
- * (EncodingBatchProcessor); any other exporter (the OpenTelemetry one, the
- * console printer, a test's) gets ReadableSpans from the SDK's
- * BatchSpanProcessor. Both follow the same settings and count alike.
+ * (EncodingBatchProcessor), an exchange's spans written straight from the
+ * exchange (encodeSpan: no ReadableSpan is made); any other exporter (the
+ * OpenTelemetry one, the console printer, a test's) gets ReadableSpans from
+ * the SDK's BatchSpanProcessor. Both follow the same settings and count alike.
  */
 export function createSpanPipeline(log: Logger, exporter: SpanExporter = new OtlpGrpcSpanExporter(), batch?: BufferConfig): SpanPipeline {
   const stats: ExportStats = { spansQueued: 0, spansDropped: 0, spansHanded: 0, spansExported: 0, spansFailed: 0, exportErrors: 0 };
@@ -143,22 +150,31 @@ export function createSpanPipeline(log: Logger, exporter: SpanExporter = new Otl
   };
   let retrying: { stopRetrying(graceMs: number): void };
   let batcher: Batcher;
+  /** One span of an exchange into the batcher: written for OTLP straight away, or as a ReadableSpan. */
+  let offerPart: (part: SpanPart, resource: Resource, clock: WallClock) => boolean;
   if (exporter instanceof OtlpGrpcSpanExporter) {
     const encoded = new RetryingExporter<EncodedSpans>(exporter, DEFAULT_RETRY, onAttemptFailed);
-    batcher = new EncodingBatchProcessor(new CountingExporter(encoded, (b) => b.spanCount, stats), config);
+    const processor = new EncodingBatchProcessor(new CountingExporter(encoded, (b) => b.spanCount, stats), config);
+    offerPart = (part, resource, clock) => processor.offerEncoded(resource, INSTRUMENTATION_SCOPE, (encoder) => encodeSpan(part, clock, encoder));
+    batcher = processor;
     retrying = encoded;
   } else {
     const spans = new RetryingExporter(exporter, DEFAULT_RETRY, onAttemptFailed);
     batcher = sdkBatcher(new CountingExporter(spans, (b: ReadableSpan[]) => b.length, stats), config);
+    offerPart = (part, resource, clock) => batcher.offer(buildSpan(part.ex, resource, clock, part.extras));
     retrying = spans;
   }
+  const counted = (taken: boolean) => {
+    if (taken) stats.spansQueued++;
+    else stats.spansDropped++;
+  };
   return {
     stats,
     maxQueueSize: config.maxQueueSize,
     queued: () => batcher.queued(),
-    submit(span) {
-      if (batcher.offer(span)) stats.spansQueued++;
-      else stats.spansDropped++;
+    submit: (span) => counted(batcher.offer(span)),
+    submitExchange(ex, resource, clock) {
+      for (const part of spanParts(ex)) counted(offerPart(part, resource, clock));
     },
     flush: () => batcher.forceFlush(),
     shutdown: () => {

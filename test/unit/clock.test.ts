@@ -48,3 +48,25 @@ test('the offset comes from the tightest of the brackets, not a preempted one', 
   const error = offset - WALL_MINUS_MONO;
   assert.ok(error >= -50n && error <= 50n, `offset off by ${error} ns (a single preempted bracket would be off by 20,000)`);
 });
+
+test('toHrTime is the exact sum of the timestamp and the offset, at second boundaries and large timestamps too', () => {
+  const reference = (offset: bigint, mono: number): [number, number] => {
+    const wall = BigInt(mono) + offset;
+    return [Number(wall / 1_000_000_000n), Number(wall % 1_000_000_000n)];
+  };
+  let checked = 0;
+  for (const offset of [1_700_000_000_123_456_789n, 1_700_000_000_999_999_999n, 1_700_000_000_000_000_000n, 12_345n]) {
+    const clock = new WallClock({ monotonicNs: () => 0n, realtimeNs: () => offset });
+    const monos = [0, 1, 999_999_999, 1_000_000_000, 1_000_000_001, 876_543_211, 2 ** 53 - 1, 2 ** 52 + 999_999_999, 9_007_199_000_000_000 - 1];
+    let x = 12345; // a fixed pseudo-random sequence (LCG): the same timestamps every run
+    for (let i = 0; i < 2000; i++) {
+      x = (x * 1103515245 + 12345) % 2 ** 31;
+      monos.push(Math.floor((x / 2 ** 31) * 2 ** 53) - (i % 7));
+    }
+    for (const mono of monos) {
+      assert.deepEqual(clock.toHrTime(mono), reference(offset, mono), `offset ${offset}, timestamp ${mono}`);
+      checked++;
+    }
+  }
+  console.log(`${checked} timestamps converted exactly`);
+});

@@ -1,7 +1,9 @@
 /**
  * The export stages without a network: retries of failures that may pass,
  * no retries of permanent ones, bounded shutdown, the bounded queue's exact
- * drop count behind either batcher, and a fan-out to no exporter at all (--no-export).
+ * drop count behind either batcher, exchanges submitted whole (their spans
+ * as the library encodes them, behind either batcher), and a fan-out to no
+ * exporter at all (--no-export).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,7 +16,10 @@ import { RetryingExporter, isRetryable } from '../../src/export/retrying-exporte
 import { createSpanPipeline } from '../../src/export/span-pipeline';
 import { FanOutExporter } from '../../src/export/trace-tree-printer';
 import { log } from '../../src/log';
-import { recordedSpans } from '../support/recorded-spans';
+import { recordedExchanges, recordedSpans } from '../support/recorded-spans';
+import { buildSpans } from '../../src/export/span-builder';
+import { WallClock } from '../../src/export/clock';
+import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer/build/src/trace/protobuf/trace';
 
 const FAST = { initialBackoffMs: 5, maxBackoffMs: 20, maxElapsedMs: 2000 };
 const grpcError = (code: number) => Object.assign(new Error(`grpc ${code}`), { code });
@@ -107,6 +112,37 @@ for (const [where, held] of Object.entries(heldExporters)) {
     assert.equal(s.spansExported, s.spansQueued);
   });
 }
+
+test('exchanges submitted whole reach either batcher as the spans buildSpans makes of them, as the library encodes them', async () => {
+  const clock = new WallClock({ monotonicNs: () => 0n, realtimeNs: () => 1_700_000_000_000_000_000n });
+  const resource = resourceFromAttributes({ 'service.name': 'svc' });
+  const exchanges = recordedExchanges().slice(0, 60);
+  const expected = Buffer.from(ProtobufTraceSerializer.serializeRequest(exchanges.flatMap((ex) => buildSpans(ex, resource, clock)))!);
+  const received: Record<string, Buffer[]> = { encoded: [], sdk: [] };
+  const encoded = new (class extends OtlpGrpcSpanExporter {
+    override export(batch: ReadableSpan[] | EncodedSpans, done: (r: ExportResult) => void): void {
+      assert.ok(!Array.isArray(batch), 'encoded requests');
+      received.encoded.push(Buffer.from(batch.bytes));
+      done({ code: ExportResultCode.SUCCESS });
+    }
+    override async shutdown(): Promise<void> {}
+  })({ url: 'http://127.0.0.1:9' });
+  const sdk: SpanExporter = {
+    export: (spans, done) => {
+      received.sdk.push(Buffer.from(ProtobufTraceSerializer.serializeRequest(spans)!));
+      done({ code: ExportResultCode.SUCCESS });
+    },
+    shutdown: async () => {},
+  };
+  for (const [name, exporter] of [['encoded', encoded], ['sdk', sdk]] as const) {
+    const p = createSpanPipeline(log, exporter, { maxQueueSize: 1000, maxExportBatchSize: 1000, scheduledDelayMillis: 10_000 });
+    for (const ex of exchanges) p.submitExchange(ex, resource, clock);
+    await p.shutdown();
+    assert.equal(received[name].length, 1, `${name}: one batch`);
+    assert.ok(received[name][0].equals(expected), `${name}: the library's request for the same spans`);
+    assert.equal(p.stats.spansExported, 60);
+  }
+});
 
 test('fan-out to no exporter (--no-export) completes every export', async () => {
   assert.equal((await exportOnce(new FanOutExporter([]))).code, ExportResultCode.SUCCESS);
