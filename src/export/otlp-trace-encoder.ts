@@ -1,8 +1,9 @@
 /**
  * The protobuf encoding of an OTLP ExportTraceServiceRequest: each span is
- * written into a reused scratch buffer and its bytes appended to its
- * resource's and scope's group (TraceRequestBuilder), then the request is
- * written around the groups. Byte for byte what the serializer of
+ * written into a reused scratch buffer (from a ReadableSpan, spanField, or
+ * field by field, spanFieldOf, which the agent's own spans use) and its
+ * bytes appended to its resource's and scope's group (TraceRequestBuilder),
+ * then the request is assembled around the groups. Byte for byte what the serializer of
  * @opentelemetry/otlp-transformer writes for the same spans (same fields,
  * same order, same defaults; test/unit/otlp-trace-encoder.test.ts compares
  * the two), at a fraction of its cost. That serializer walks every span twice

@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WallClock, type ClockSource } from '../../src/export/clock';
+import { seededRandom } from '../support/seeded-random';
 
 const WALL_MINUS_MONO = 1_700_000_000_000_000_000n;
 
@@ -58,11 +59,8 @@ test('toHrTime is the exact sum of the timestamp and the offset, at second bound
   for (const offset of [1_700_000_000_123_456_789n, 1_700_000_000_999_999_999n, 1_700_000_000_000_000_000n, 12_345n]) {
     const clock = new WallClock({ monotonicNs: () => 0n, realtimeNs: () => offset });
     const monos = [0, 1, 999_999_999, 1_000_000_000, 1_000_000_001, 876_543_211, 2 ** 53 - 1, 2 ** 52 + 999_999_999, 9_007_199_000_000_000 - 1];
-    let x = 12345; // a fixed pseudo-random sequence (LCG): the same timestamps every run
-    for (let i = 0; i < 2000; i++) {
-      x = (x * 1103515245 + 12345) % 2 ** 31;
-      monos.push(Math.floor((x / 2 ** 31) * 2 ** 53) - (i % 7));
-    }
+    const random = seededRandom(12345); // the same timestamps every run
+    for (let i = 0; i < 2000; i++) monos.push(Math.floor(random() * 2 ** 53));
     for (const mono of monos) {
       assert.deepEqual(clock.toHrTime(mono), reference(offset, mono), `offset ${offset}, timestamp ${mono}`);
       checked++;

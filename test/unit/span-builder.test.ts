@@ -6,25 +6,13 @@ import { buildSpan } from '../../src/export/span-builder';
 import { WallClock } from '../../src/export/clock';
 import { Flag, Role } from '../../src/events/layout';
 import type { Exchange } from '../../src/trace/correlator';
+import { madeExchange } from '../support/made-exchange';
 
 // Monotonic 1_000 s == wall 1_700_000_000 s.
 const clock = new WallClock({ monotonicNs: () => 1_000_000_000_000n, realtimeNs: () => 1_700_000_000_000_000_000n });
 const resource = resourceFromAttributes({ 'service.name': 'svc' });
 
-function exchange(role: number, req: string, resp?: string, flags = Flag.GB_F_SAMPLED | Flag.GB_F_HAS_PARENT): Exchange {
-  return {
-    connId: 1,
-    role,
-    tuple: { localAddr: '10.0.0.2', localPort: 8080, remoteAddr: '10.0.0.1', remotePort: 41000 },
-    traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
-    spanId: '00f067aa0ba902b7',
-    parentSpanId: '1111111111111111',
-    flags,
-    request: { seq: 1, startNs: 1_000_000_000_500, endNs: 1_000_000_001_000, bytes: req.length, events: 1, head: Buffer.from(req), sawStart: true, pid: 1, tid: 2 },
-    response: resp === undefined ? undefined : { seq: 2, startNs: 1_000_000_002_000, endNs: 1_000_000_003_000, bytes: resp.length, events: 1, head: Buffer.from(resp), sawStart: true, pid: 1, tid: 2 },
-    endReason: 'complete',
-  };
-}
+const exchange = (role: number, req: string, resp?: string, flags?: number): Exchange => madeExchange(role, req, resp, flags === undefined ? {} : { flags });
 
 test('HTTP server span: name, kind, ids, parent, times, attributes, 5xx is an error', () => {
   const s = buildSpan(exchange(Role.GB_ROLE_SERVER, 'GET /users/7?x=1 HTTP/1.1\r\nHost: api\r\n\r\n', 'HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n', Flag.GB_F_SAMPLED | Flag.GB_F_HAS_PARENT | Flag.GB_F_REMOTE_PARENT), resource, clock);

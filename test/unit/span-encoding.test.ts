@@ -12,6 +12,7 @@ import { WallClock } from '../../src/export/clock';
 import { Flag, Role } from '../../src/events/layout';
 import type { Exchange } from '../../src/trace/correlator';
 import { recordedExchanges } from '../support/recorded-spans';
+import { madeExchange } from '../support/made-exchange';
 
 const clock = new WallClock({ monotonicNs: () => 1_000_000_000_000n, realtimeNs: () => 1_700_000_000_123_456_789n });
 const resource = resourceFromAttributes({ 'service.name': 'svc' });
@@ -29,21 +30,7 @@ function assertSameBytes(ex: Exchange, what: string): number {
   return parts.length;
 }
 
-function exchange(role: number, req: string, resp: string | undefined, more: Partial<Exchange> = {}): Exchange {
-  return {
-    connId: 1,
-    role,
-    tuple: { localAddr: '10.0.0.2', localPort: 8080, remoteAddr: '10.0.0.1', remotePort: 41000 },
-    traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
-    spanId: '00f067aa0ba902b7',
-    parentSpanId: '1111111111111111',
-    flags: Flag.GB_F_SAMPLED | Flag.GB_F_HAS_PARENT,
-    request: { seq: 1, startNs: 1_000_000_000_500, endNs: 1_000_000_001_000, bytes: req.length, events: 1, head: Buffer.from(req), sawStart: true, pid: 1, tid: 2 },
-    response: resp === undefined ? undefined : { seq: 2, startNs: 1_000_000_002_000, endNs: 1_000_000_003_000, bytes: resp.length, events: 1, head: Buffer.from(resp), sawStart: true, pid: 1, tid: 2 },
-    endReason: 'complete',
-    ...more,
-  };
-}
+const exchange = madeExchange;
 
 test('recorded exchanges (HTTP clients and servers, Redis clients): the bytes of the ReadableSpan path', () => {
   const exchanges = recordedExchanges();
