@@ -94,24 +94,21 @@ export interface SpanPipeline {
   maxQueueSize: number;
   /** Spans waiting in the queue. */
   queued(): number;
-  submit(span: ReadableSpan): void;
-  /** The spans of a correlated exchange (spanParts), of `resource`. */
+  /** The spans of a correlated exchange (spanParts), of `resource`; each one the queue has no room for is dropped and counted. */
   submitExchange(ex: Exchange, resource: Resource, clock: WallClock): void;
   flush(): Promise<void>;
   shutdown(): Promise<void>;
 }
 
-/** A batcher as the pipeline drives it (the EncodingBatchProcessor is one). */
+/** A batcher as the pipeline drives it (the EncodingBatchProcessor is one); spans go in through offerPart. */
 interface Batcher {
   queued(): number;
-  /** false: the queue is full, the span was not taken. */
-  offer(span: ReadableSpan): boolean;
   forceFlush(): Promise<void>;
   shutdown(): Promise<void>;
 }
 
 /** Any other exporter: the SDK's BatchSpanProcessor, ReadableSpans. */
-function sdkBatcher(exporter: CountingExporter<ReadableSpan[]>, config: Required<BufferConfig>): Batcher {
+function sdkBatcher(exporter: CountingExporter<ReadableSpan[]>, config: Required<BufferConfig>): Batcher & { offer(span: ReadableSpan): boolean } {
   const processor = new BatchSpanProcessor(exporter, config);
   const queued = () => exporter.stats.spansQueued - exporter.stats.spansHanded;
   return {
@@ -160,8 +157,9 @@ export function createSpanPipeline(log: Logger, exporter: SpanExporter = new Otl
     retrying = encoded;
   } else {
     const spans = new RetryingExporter(exporter, DEFAULT_RETRY, onAttemptFailed);
-    batcher = sdkBatcher(new CountingExporter(spans, (b: ReadableSpan[]) => b.length, stats), config);
-    offerPart = (part, resource, clock) => batcher.offer(buildSpan(part.ex, resource, clock, part.extras));
+    const processor = sdkBatcher(new CountingExporter(spans, (b: ReadableSpan[]) => b.length, stats), config);
+    offerPart = (part, resource, clock) => processor.offer(buildSpan(part.ex, resource, clock, part.extras));
+    batcher = processor;
     retrying = spans;
   }
   const counted = (taken: boolean) => {
@@ -172,7 +170,6 @@ export function createSpanPipeline(log: Logger, exporter: SpanExporter = new Otl
     stats,
     maxQueueSize: config.maxQueueSize,
     queued: () => batcher.queued(),
-    submit: (span) => counted(batcher.offer(span)),
     submitExchange(ex, resource, clock) {
       for (const part of spanParts(ex)) counted(offerPart(part, resource, clock));
     },

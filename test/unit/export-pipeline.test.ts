@@ -16,7 +16,7 @@ import { RetryingExporter, isRetryable } from '../../src/export/retrying-exporte
 import { createSpanPipeline } from '../../src/export/span-pipeline';
 import { FanOutExporter } from '../../src/export/trace-tree-printer';
 import { log } from '../../src/log';
-import { recordedExchanges, recordedSpans } from '../support/recorded-spans';
+import { recordedExchanges } from '../support/recorded-spans';
 import { buildSpans } from '../../src/export/span-builder';
 import { WallClock } from '../../src/export/clock';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer/build/src/trace/protobuf/trace';
@@ -76,7 +76,9 @@ test('a batch is given up after maxElapsedMs, and at once when retries stop', as
   assert.equal((await exportOnce(held)).code, ExportResultCode.FAILED, 'after the grace period exports fail at once');
 });
 
-const SPANS = recordedSpans([resourceFromAttributes({ 'service.name': 'svc' })]);
+const RESOURCE = resourceFromAttributes({ 'service.name': 'svc' });
+const EXCHANGES = recordedExchanges(); // one span each
+const CLOCK = new WallClock({ monotonicNs: () => 0n, realtimeNs: () => 1_700_000_000_000_000_000n });
 
 /** Exporters that hold every export until `gate` resolves, one behind each batcher. */
 const heldExporters: Record<string, (gate: Promise<void>) => SpanExporter> = {
@@ -100,9 +102,9 @@ for (const [where, held] of Object.entries(heldExporters)) {
     const gate = new Promise<void>((r) => (release = r));
     const p = createSpanPipeline(log, held(gate), { maxQueueSize: 10, maxExportBatchSize: 5, scheduledDelayMillis: 1 });
     const s = p.stats;
-    for (const span of SPANS.slice(0, 10)) p.submit(span);
+    for (const ex of EXCHANGES.slice(0, 10)) p.submitExchange(ex, RESOURCE, CLOCK);
     for (let i = 0; i < 200 && s.spansHanded === 0; i++) await new Promise((r) => setTimeout(r, 10)); // the first batch of 5 is handed over and held
-    for (const span of SPANS.slice(10, 30)) p.submit(span);
+    for (const ex of EXCHANGES.slice(10, 30)) p.submitExchange(ex, RESOURCE, CLOCK);
     assert.equal(s.spansHanded, 5);
     assert.equal(p.queued(), 10);
     assert.equal(s.spansDropped, 15);
@@ -114,10 +116,8 @@ for (const [where, held] of Object.entries(heldExporters)) {
 }
 
 test('exchanges submitted whole reach either batcher as the spans buildSpans makes of them, as the library encodes them', async () => {
-  const clock = new WallClock({ monotonicNs: () => 0n, realtimeNs: () => 1_700_000_000_000_000_000n });
-  const resource = resourceFromAttributes({ 'service.name': 'svc' });
-  const exchanges = recordedExchanges().slice(0, 60);
-  const expected = Buffer.from(ProtobufTraceSerializer.serializeRequest(exchanges.flatMap((ex) => buildSpans(ex, resource, clock)))!);
+  const exchanges = EXCHANGES.slice(0, 60);
+  const expected = Buffer.from(ProtobufTraceSerializer.serializeRequest(exchanges.flatMap((ex) => buildSpans(ex, RESOURCE, CLOCK)))!);
   const received: Record<string, Buffer[]> = { encoded: [], sdk: [] };
   const encoded = new (class extends OtlpGrpcSpanExporter {
     override export(batch: ReadableSpan[] | EncodedSpans, done: (r: ExportResult) => void): void {
@@ -136,7 +136,7 @@ test('exchanges submitted whole reach either batcher as the spans buildSpans mak
   };
   for (const [name, exporter] of [['encoded', encoded], ['sdk', sdk]] as const) {
     const p = createSpanPipeline(log, exporter, { maxQueueSize: 1000, maxExportBatchSize: 1000, scheduledDelayMillis: 10_000 });
-    for (const ex of exchanges) p.submitExchange(ex, resource, clock);
+    for (const ex of exchanges) p.submitExchange(ex, RESOURCE, CLOCK);
     await p.shutdown();
     assert.equal(received[name].length, 1, `${name}: one batch`);
     assert.ok(received[name][0].equals(expected), `${name}: the library's request for the same spans`);
