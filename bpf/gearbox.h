@@ -129,7 +129,7 @@ struct gb_event {
 	__u32 tid;
 	__u32 msg_seq;  /* per-connection message number; +1 on every direction flip */
 	__u64 conn_id;  /* random per connection (53 bits, safe as a JS number) */
-	__u64 ts_ns;    /* CLOCK_MONOTONIC */
+	__u64 ts_ns;    /* CLOCK_TAI less gb_config.stamp_base_ns (see stamp_clock) */
 	__u64 bytes;    /* bytes moved by this syscall */
 	__u16 syscall;  /* gb_syscall */
 	__u16 payload_len;
@@ -170,6 +170,7 @@ struct gb_config {
 	__u32 exclude_comms;    /* entries in excluded_comm_map (processes never traced) */
 	__u32 trust_peers;      /* 1: accept context only from addresses in trusted_peer_map */
 	__u64 ns_per_tick;      /* the kernel's tick (1e9 / CONFIG_HZ), for timing pauses; 0: unknown */
+	__u64 stamp_base_ns;    /* events are stamped CLOCK_TAI less this (see stamp_clock) */
 };
 
 /* The cap on new sampled traces (root_cap, set by the agent): a token

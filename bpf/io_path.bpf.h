@@ -159,7 +159,7 @@ static __always_inline void start_pipelined_request(struct gb_conn_state *sc, st
 	sc->msg_seq++;
 	sc->last_dir = GB_DIR_RECV;
 	sc->start_pending = 0;
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = stamp_clock();
 	if (ctx.flags & GB_F_SAMPLED) {
 		struct gb_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 		if (ev) {
@@ -547,7 +547,7 @@ static __always_inline void begin_io(struct sock *sk, __u16 sc, __u8 dir, __u64 
 		a->start = c->start_pending;
 		c->start_pending = 0;
 		if (c->ctx.flags & GB_F_SAMPLED) {
-			a->ts = bpf_ktime_get_ns();
+			a->ts = stamp_clock();
 			view_conn(c, &a->conn);
 		} else
 			a->conn.ctx.flags = 0; /* nothing to report at exit */
@@ -584,7 +584,7 @@ static __always_inline void finish_io(struct gb_io_args *a, __u16 sc, struct soc
 	c->start_pending = 0;
 	if (!(c->ctx.flags & GB_F_SAMPLED))
 		return; /* unsampled: the context still travels, nothing is reported */
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = stamp_clock();
 	struct gb_conn_view v;
 	view_conn(c, &v);
 	emit(c, &v, a, sc, dir, ret, pid_tgid, now, start);

@@ -41,6 +41,23 @@ static __always_inline __u64 idle_clock(void)
 	return bpf_ktime_get_ns();
 }
 
+/* The clock of the events' timestamps: CLOCK_TAI, the wall clock plus the
+ * kernel's TAI offset (whole seconds). A step of the wall clock (an NTP or
+ * hypervisor correction) moves it at the instant it happens, so every agent
+ * on a machine gives one instant one time, whenever it calibrated: with
+ * CLOCK_MONOTONIC each agent's offset to the wall clock held the steps seen
+ * before it was read, and agents started a few seconds apart on a machine
+ * whose clock was being corrected put a child span milliseconds outside its
+ * parent. Less gb_cfg.stamp_base_ns (the agent's start less an hour), so
+ * that a stamp is exact as a JavaScript number; a clock stepped back past
+ * the base stamps 0. (libbpf 1.1's helper definitions predate the helper.) */
+static __u64 (*gb_ktime_get_tai_ns)(void) = (void *)BPF_FUNC_ktime_get_tai_ns;
+static __always_inline __u64 stamp_clock(void)
+{
+	__u64 t = gb_ktime_get_tai_ns();
+	return t > gb_cfg.stamp_base_ns ? t - gb_cfg.stamp_base_ns : 0;
+}
+
 /* Per-connection state, keyed by five-tuple. */
 struct gb_conn_state {
 	__u64 conn_id;

@@ -303,7 +303,7 @@ static __always_inline void on_close(struct bpf_sock_ops *s)
 			ev->msg_seq = c->msg_seq;
 			ev->conn_id = c->conn_id;
 			ev->conn_lost = c->events_lost;
-			__u64 now = bpf_ktime_get_ns();
+			__u64 now = stamp_clock();
 			ev->ts_ns = now;
 			ev->tuple = t;
 			bpf_ringbuf_submit(ev, wakeup_flag(now)); /* the agent's poll timer picks it up */

@@ -13,7 +13,7 @@ import { EventView } from './events/decoder';
 import { Flag } from './events/layout';
 import { EventRecorder } from './events/replay';
 import { Correlator, type Exchange } from './trace/correlator';
-import { WallClock, libcClock } from './export/clock';
+import { WallClock, taiClock } from './export/clock';
 import { ProcessResources, type ServiceNameSource } from './export/process-resources';
 import { createSpanPipeline, type SpanPipeline } from './export/span-pipeline';
 import type { BufferConfig, SpanExporter } from '@opentelemetry/sdk-trace-base';
@@ -69,7 +69,8 @@ export interface AgentOptions {
 export class Agent {
   private readonly tracer: KernelTracer;
   private readonly correlator: Correlator;
-  private readonly clock = new WallClock(libcClock());
+  /** Converts the kernel's stamps; its base is the one the kernel takes off them. */
+  private readonly clock = WallClock.startingNow(taiClock());
   private readonly resources: ProcessResources;
   private readonly pipeline: SpanPipeline;
   private recorder?: EventRecorder;
@@ -100,6 +101,7 @@ export class Agent {
       excludeComms: opts.excludeComms ?? [],
       trustPeers: opts.trustPeers,
       idleMs: opts.idleMs,
+      stampBaseNs: this.clock.baseNs,
       sampleRatio: opts.sampleRatio,
       ringBufferBytes: opts.ringBufferBytes,
       hooks: opts.hooks ?? 'auto',
@@ -227,6 +229,18 @@ export class Agent {
     this.opts.log.info({ ...final, export: { ...this.pipeline.stats } }, 'detached');
   }
 
+  private clockWarned = false;
+
+  /** The wall clock stepped back past the stamps' base: the kernel stamps 0 until it is there again. */
+  private warnIfClockBeforeBase(): void {
+    if (this.clock.nowEventNs() >= 0 || this.clockWarned) return;
+    this.clockWarned = true;
+    this.opts.log.warn(
+      { steppedBackS: Math.round(-this.clock.nowEventNs() / 1e9) },
+      'the wall clock was stepped back more than an hour before the agent started: events are stamped at its start until the clock is past it again; restart the agent',
+    );
+  }
+
   private async loop(): Promise<void> {
     let calibrated = Date.now();
     let lossChecked = Date.now();
@@ -238,11 +252,12 @@ export class Agent {
       else await this.tracer.ring.wait(this.opts.pollMs);
       if (this.stopping) break;
       more = drainFor(this.tracer.ring, this.onRecord, DRAIN_SLICE_MS);
-      this.correlator.tick(this.clock.nowMonotonicNs());
+      this.correlator.tick(this.clock.nowEventNs());
       const now = Date.now();
       if (now - calibrated > 10_000) {
         this.clock.calibrate();
         calibrated = now;
+        this.warnIfClockBeforeBase();
       }
       // Once a second; sooner when spans are being dropped (every 200 ms
       // of overload is spans lost from traces already sampled).

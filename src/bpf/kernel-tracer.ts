@@ -29,6 +29,8 @@ export interface KernelTracerOptions {
   idleMs: number;
   /** The kernel's tick in ns, for timing pauses (default: from the kernel config; 0: time them with the exact clock). */
   tickNs?: number;
+  /** Taken off the kernel's CLOCK_TAI stamps of events (WallClock.baseNs), so that they are small. */
+  stampBaseNs: bigint;
   /** Probability that a root span is sampled, 0..1. */
   sampleRatio: number;
   ringBufferBytes: number;
@@ -363,6 +365,7 @@ export class KernelTracer {
     view.setUint32(base + CFG.filter_cgroup.offset, this.opts.filterCgroup ? 1 : 0, true);
     setU64(CFG.idle_ns.offset, BigInt(Math.round(this.opts.idleMs * 1e6)));
     setU64(CFG.ns_per_tick.offset, BigInt(this.opts.tickNs ?? kernelTickNs()));
+    setU64(CFG.stamp_base_ns.offset, this.opts.stampBaseNs);
     setU64(CFG.ringbuf_wakeup_bytes.offset, BigInt(Math.max(4096, Math.floor(this.opts.ringBufferBytes / 32))));
     // The scope's cgroup v2 id is its directory's inode; its level, the depth below the root.
     setU64(CFG.scope_cgroup_id.offset, fs.statSync(this.opts.cgroupPath, { bigint: true }).ino);

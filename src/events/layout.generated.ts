@@ -194,7 +194,7 @@ export const STRUCTS = {
     }
   },
   "gb_config": {
-    "size": 56,
+    "size": 64,
     "fields": {
       "agent_tgid": {
         "offset": 0,
@@ -238,6 +238,10 @@ export const STRUCTS = {
       },
       "ns_per_tick": {
         "offset": 48,
+        "size": 8
+      },
+      "stamp_base_ns": {
+        "offset": 56,
         "size": 8
       }
     }
@@ -340,6 +344,6 @@ export const ENUMS = {
 export const RODATA = {
   "gb_cfg": {
     "offset": 0,
-    "size": 56
+    "size": 64
   }
 } as const;

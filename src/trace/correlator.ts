@@ -186,7 +186,7 @@ export class Correlator {
 
   /**
    * Ends idle exchanges and emits those that ended at least reorderNs ago.
-   * `nowNs` is CLOCK_MONOTONIC, the clock of the kernel's timestamps.
+   * `nowNs` is on the clock of the kernel's timestamps (WallClock.nowEventNs).
    */
   tick(nowNs: number): void {
     for (const conn of this.conns.values()) {

@@ -93,7 +93,9 @@ describe(`cross-host chain: client -> HTTP -> HTTP -> Redis, one agent per host,
   for (const mode of ['new', 'keepalive'] as const) {
     test(`${N} requests over ${mode === 'new' ? 'new connections' : 'one keep-alive connection'}: one exact trace each`, async (t) => {
       const before = receiver.spans.length;
+      const startedMs = Date.now();
       const result = await runClient(mode);
+      const endedMs = Date.now();
       assert.equal(result.ok, N, `client failures: ${result.failures.join('; ')}`);
       if (mode === 'keepalive') assert.equal(result.connections, 1, 'the keep-alive client used more than one connection');
       await waitForSpans(N * CHAIN.length + before, 20_000);
@@ -112,6 +114,10 @@ describe(`cross-host chain: client -> HTTP -> HTTP -> Redis, one agent per host,
       assert.equal(report.exact, N, `${N - report.exact} of ${N} traces not exact: ${bad.slice(0, 3).map((v) => `${v.key}: ${v.problems.join('; ')}`).join(' | ')}`);
       assert.equal(report.tracesTotal, N, `expected exactly ${N} traces, got ${report.tracesTotal}`);
       assert.equal(spans.length, N * CHAIN.length, `expected ${N * CHAIN.length} spans, got ${spans.length}`);
+      // Kernel stamps become wall-clock times: every span lies within the
+      // client's run as this process's clock saw it (ms; 1 ms of rounding).
+      const outside = spans.filter((s) => Number(s.startNs / 1_000_000n) < startedMs - 1 || Number(s.endNs / 1_000_000n) > endedMs + 1);
+      assert.equal(outside.length, 0, `${outside.length} spans outside the run's wall-clock window [${startedMs}, ${endedMs}] ms, e.g. ${outside[0]?.startNs}`);
       // The Redis span is described per semantic conventions.
       const redisSpan = spans.find((s) => s.resource['service.name'] === 'redis-server');
       assert.equal(redisSpan?.attributes['db.system.name'], 'redis');

@@ -1,4 +1,4 @@
-/** Kernel monotonic time to wall time: the offset comes from the tightest clock_gettime bracket. */
+/** Kernel stamps to wall time: the offset comes from the tightest clock_gettime bracket, whole seconds for CLOCK_TAI; agents agree across steps of the wall clock. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WallClock, type ClockSource } from '../../src/export/clock';
@@ -17,7 +17,8 @@ function preemptedClock(gapNs: bigint[]): ClockSource & { reads: number } {
   let step = 0;
   const src = {
     reads: 0,
-    monotonicNs: () => {
+    wholeSecondOffset: false,
+    eventNs: () => {
       src.reads++;
       const t = mono;
       if (step === 2) {
@@ -57,7 +58,7 @@ test('toHrTime is the exact sum of the timestamp and the offset, at second bound
   };
   let checked = 0;
   for (const offset of [1_700_000_000_123_456_789n, 1_700_000_000_999_999_999n, 1_700_000_000_000_000_000n, 12_345n]) {
-    const clock = new WallClock({ monotonicNs: () => 0n, realtimeNs: () => offset });
+    const clock = new WallClock({ eventNs: () => 0n, realtimeNs: () => offset, wholeSecondOffset: false });
     const monos = [0, 1, 999_999_999, 1_000_000_000, 1_000_000_001, 876_543_211, 2 ** 53 - 1, 2 ** 52 + 999_999_999, 9_007_199_000_000_000 - 1];
     const random = seededRandom(12345); // the same timestamps every run
     for (let i = 0; i < 2000; i++) monos.push(Math.floor(random() * 2 ** 53));
@@ -67,4 +68,78 @@ test('toHrTime is the exact sum of the timestamp and the offset, at second bound
     }
   }
   console.log(`${checked} timestamps converted exactly`);
+});
+
+/**
+ * One machine's clocks: CLOCK_TAI is the wall clock plus 37 s; `step` moves
+ * both at once (settimeofday, an NTP or hypervisor correction), as the kernel
+ * does; CLOCK_MONOTONIC never moves with them. Every read costs `readNs` of
+ * time passing, and every fourth a preemption of 300 µs.
+ */
+function machine(readNs = 40n) {
+  let mono = 7_000_000_000n;
+  let wallMinusMono = 1_700_000_000_000_000_000n;
+  let reads = 0;
+  const pass = () => {
+    mono += readNs + (++reads % 4 === 0 ? 300_000n : 0n);
+  };
+  const at = () => mono;
+  return {
+    step(ns: bigint) {
+      wallMinusMono += ns;
+    },
+    /** What the kernel reads for bpf_ktime_get_tai_ns / bpf_ktime_get_ns at this instant (no time passes). */
+    taiNow: () => at() + wallMinusMono + 37_000_000_000n,
+    monoNow: () => at(),
+    wallNow: () => at() + wallMinusMono,
+    tai: { eventNs: () => (pass(), at() + wallMinusMono + 37_000_000_000n), realtimeNs: () => (pass(), at() + wallMinusMono), wholeSecondOffset: true } as ClockSource,
+    monotonic: { eventNs: () => (pass(), at()), realtimeNs: () => (pass(), at() + wallMinusMono), wholeSecondOffset: false } as ClockSource,
+  };
+}
+
+const asNs = ([s, ns]: [number, number]) => BigInt(s) * 1_000_000_000n + BigInt(ns);
+
+test('CLOCK_TAI: the offset is the whole seconds of the TAI offset, exact however preempted the brackets; stamps are taken less the base', () => {
+  const m = machine(150_000n); // every bracket 150-450 µs wide
+  const clock = WallClock.startingNow(m.tai);
+  assert.equal(m.taiNow() - clock.baseNs - BigInt(clock.nowEventNs()) < 1_000_000n, true, 'nowEventNs is the TAI clock less the base');
+  assert.ok(clock.nowEventNs() >= 3_600_000_000_000 && clock.nowEventNs() < 3_601_000_000_000, `stamps start an hour in: ${clock.nowEventNs()}`);
+  for (let i = 0; i < 100; i++) {
+    const stamp = Number(m.taiNow() - clock.baseNs); // what the kernel would write
+    assert.equal(asNs(clock.toHrTime(stamp) as [number, number]), m.wallNow(), 'the wall clock of the stamp, to the nanosecond');
+    m.tai.eventNs(); // time passes
+  }
+});
+
+test('two agents that calibrated on either side of a wall-clock step give one instant the same time (with CLOCK_MONOTONIC stamps they would not)', () => {
+  const m = machine();
+  const a = WallClock.startingNow(m.tai);
+  const aMono = new WallClock(m.monotonic);
+  m.step(5_000_000n); // +5 ms, as seen on a CI machine whose clock was being corrected
+  const b = WallClock.startingNow(m.tai);
+  const bMono = new WallClock(m.monotonic);
+  m.step(-2_000_000n);
+  a.calibrate(); // calibrating again changes nothing
+  let compared = 0;
+  for (let i = 0; i < 50; i++) {
+    const tai = m.taiNow();
+    const wallA = asNs(a.toHrTime(Number(tai - a.baseNs)) as [number, number]);
+    const wallB = asNs(b.toHrTime(Number(tai - b.baseNs)) as [number, number]);
+    assert.equal(wallA, wallB);
+    assert.equal(wallA, m.wallNow(), 'and it is the wall clock of the instant');
+    const mono = Number(m.monoNow());
+    const apart = asNs(bMono.toHrTime(mono) as [number, number]) - asNs(aMono.toHrTime(mono) as [number, number]);
+    assert.ok(apart > 4_990_000n && apart < 5_010_000n, `monotonic stamps: ${apart} ns apart`);
+    if (i === 25) m.step(1_000_000n);
+    m.tai.eventNs();
+    compared++;
+  }
+  console.log(`${compared} instants: the two TAI clocks agree to the nanosecond; the two monotonic ones are ~5 ms apart`);
+});
+
+test('a wall clock stepped back past the base gives a negative now (the agent warns)', () => {
+  const m = machine();
+  const clock = WallClock.startingNow(m.tai);
+  m.step(-3_700_000_000_000n); // an hour and 100 s back
+  assert.ok(clock.nowEventNs() < 0);
 });

@@ -78,7 +78,7 @@ test('a batch is given up after maxElapsedMs, and at once when retries stop', as
 
 const RESOURCE = resourceFromAttributes({ 'service.name': 'svc' });
 const EXCHANGES = recordedExchanges(); // one span each
-const CLOCK = new WallClock({ monotonicNs: () => 0n, realtimeNs: () => 1_700_000_000_000_000_000n });
+const CLOCK = new WallClock({ eventNs: () => 0n, realtimeNs: () => 1_700_000_000_000_000_000n, wholeSecondOffset: false });
 
 /** Exporters that hold every export until `gate` resolves, one behind each batcher. */
 const heldExporters: Record<string, (gate: Promise<void>) => SpanExporter> = {

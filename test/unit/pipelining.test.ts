@@ -33,7 +33,7 @@ test('derived ids: k = 0 is the identity, k >= 1 XORs every 8-byte word with MIX
   assert.equal(derivePipelined(base.traceId, base.spanId, 2).spanId, '2af894fe72f36e3c');
 });
 
-const clock = new WallClock({ monotonicNs: () => 0n, realtimeNs: () => 1_700_000_000_000_000_000n });
+const clock = new WallClock({ eventNs: () => 0n, realtimeNs: () => 1_700_000_000_000_000_000n, wholeSecondOffset: false });
 const resource = resourceFromAttributes({ 'service.name': 'client' });
 const get = (p: string) => `GET ${p} HTTP/1.1\r\nHost: a\r\n\r\n`;
 const ok = (b: string) => `HTTP/1.1 200 OK\r\nContent-Length: ${b.length}\r\n\r\n${b}`;

@@ -9,7 +9,7 @@ import type { Exchange } from '../../src/trace/correlator';
 import { madeExchange } from '../support/made-exchange';
 
 // Monotonic 1_000 s == wall 1_700_000_000 s.
-const clock = new WallClock({ monotonicNs: () => 1_000_000_000_000n, realtimeNs: () => 1_700_000_000_000_000_000n });
+const clock = new WallClock({ eventNs: () => 1_000_000_000_000n, realtimeNs: () => 1_700_000_000_000_000_000n, wholeSecondOffset: false });
 const resource = resourceFromAttributes({ 'service.name': 'svc' });
 
 const exchange = (role: number, req: string, resp?: string, flags?: number): Exchange => madeExchange(role, req, resp, flags === undefined ? {} : { flags });

@@ -14,7 +14,7 @@ import type { Exchange } from '../../src/trace/correlator';
 import { recordedExchanges } from '../support/recorded-spans';
 import { madeExchange } from '../support/made-exchange';
 
-const clock = new WallClock({ monotonicNs: () => 1_000_000_000_000n, realtimeNs: () => 1_700_000_000_123_456_789n });
+const clock = new WallClock({ eventNs: () => 1_000_000_000_000n, realtimeNs: () => 1_700_000_000_123_456_789n, wholeSecondOffset: false });
 const resource = resourceFromAttributes({ 'service.name': 'svc' });
 
 /** Every span of `ex` both ways; returns how many were compared. */
