@@ -39,9 +39,15 @@ export class EncodingBatchProcessor {
   private shutdownDone?: Promise<void>;
   private readonly encoder = new OtlpTraceEncoder();
 
+  /**
+   * `reuseRequestMemory`: the exporter's transport is done with a request's
+   * bytes when its export is (GrpcHttp2Transport), so requests are written
+   * into buffers lent by the encoder and given back at the export's end.
+   */
   constructor(
     private readonly exporter: BatchExporter<EncodedSpans>,
     private readonly settings: BatchSettings,
+    private readonly reuseRequestMemory = false,
   ) {}
 
   /** Spans waiting to be handed to the exporter. */
@@ -92,8 +98,13 @@ export class EncodingBatchProcessor {
           const timer = setTimeout(() => reject(new Error('Timeout')), this.settings.exportTimeoutMillis);
           try {
             // The export's own calls (gRPC) must not be traced by an SDK in this process.
+            const batch = request.finish(this.reuseRequestMemory);
             context.with(suppressTracing(context.active()), () =>
-              this.exporter.export(request.finish(), (result) => {
+              this.exporter.export(batch, (result) => {
+                // The export's end (after any retries): no transport reads
+                // the bytes now, even if this processor's timeout gave the
+                // batch up earlier.
+                batch.release?.();
                 clearTimeout(timer);
                 if (result.code === ExportResultCode.SUCCESS) resolve();
                 else reject(result.error ?? new Error('EncodingBatchProcessor: span export failed'));

@@ -104,6 +104,13 @@ function shareableBytes(buf: Buffer): Uint8Array {
 export interface EncodedSpans {
   readonly bytes: Uint8Array;
   readonly spanCount: number;
+  /**
+   * Present when `bytes` lies in a buffer lent by the encoder (a request
+   * written with `reuse`): call once the export is done and no transport
+   * reads the bytes any more; the memory goes to a later request. Later
+   * calls do nothing.
+   */
+  readonly release?: () => void;
 }
 
 /** What one span group's bytes start with, before growing (a batch of a few spans). */
@@ -137,6 +144,42 @@ class BufferPool {
     if (this.bytes + buf.length > POOL_MAX_BYTES) return;
     this.free.push(buf);
     this.bytes += buf.length;
+  }
+}
+
+/** Free request buffers kept for the next requests. */
+const REQUEST_BUFFERS_KEPT = 4;
+/** Request buffers are at least this large, and a power of two: batches of varying size fit the buffers of earlier ones. */
+const REQUEST_BUFFER_MIN = 64 * 1024;
+
+/**
+ * Buffers for whole requests, lent out while a request is being sent and
+ * given back when its export is done. A fresh buffer per request cost a page
+ * fault per 4 KB the assembly touched (a 512-span request is ~225 KB) and
+ * left the dead ones to V8's collections; a few lent in turn are touched once.
+ */
+class RequestBufferPool {
+  private readonly free: Buffer[] = [];
+
+  take(size: number): Buffer {
+    let best = -1;
+    for (let i = 0; i < this.free.length; i++) {
+      if (this.free[i].length >= size && (best < 0 || this.free[i].length < this.free[best].length)) best = i;
+    }
+    if (best >= 0) return this.free.splice(best, 1)[0];
+    let length = REQUEST_BUFFER_MIN;
+    while (length < size) length *= 2;
+    return Buffer.allocUnsafeSlow(length);
+  }
+
+  give(buf: Buffer): void {
+    if (this.free.length < REQUEST_BUFFERS_KEPT) this.free.push(buf);
+    else {
+      // Keep the largest: a smaller one fits fewer requests.
+      let smallest = 0;
+      for (let i = 1; i < this.free.length; i++) if (this.free[i].length < this.free[smallest].length) smallest = i;
+      if (this.free[smallest].length < buf.length) this.free[smallest] = buf;
+    }
   }
 }
 
@@ -211,12 +254,33 @@ export class TraceRequestBuilder {
     return [...this.groups.keys()];
   }
 
-  /** The request: spans by resource, then by scope, both in order of first appearance. */
-  finish(): EncodedSpans {
-    const bytes = this.encoder.request(this.groups);
+  /**
+   * The request: spans by resource, then by scope, both in order of first
+   * appearance. `reuse`: written into a buffer the encoder lends (see
+   * EncodedSpans.release), for a transport that is done with the bytes when
+   * its export is; else into a buffer of its own, exactly its size.
+   */
+  finish(reuse = false): EncodedSpans {
+    const spanCount = this.spanCount;
+    let encoded: EncodedSpans;
+    if (reuse) {
+      const { bytes, buffer } = this.encoder.lentRequest(this.groups);
+      let lent = true;
+      encoded = {
+        bytes,
+        spanCount,
+        release: () => {
+          if (!lent) return;
+          lent = false;
+          this.encoder.requestBuffers.give(buffer);
+        },
+      };
+    } else {
+      encoded = { bytes: this.encoder.request(this.groups), spanCount };
+    }
     for (const scopes of this.groups.values()) for (const group of scopes.values()) group.release();
     this.groups.clear();
-    return { bytes, spanCount: this.spanCount };
+    return encoded;
   }
 }
 
@@ -226,6 +290,8 @@ export class OtlpTraceEncoder {
   private readonly keys = new Map<string, Uint8Array>();
   /** Buffers for the span groups of the requests written with this encoder. */
   readonly pool = new BufferPool();
+  /** Buffers lent to requests (lentRequest) until their export is done. */
+  readonly requestBuffers = new RequestBufferPool();
 
   /** The request for these spans; a new array each call (the transport keeps it). */
   encode(spans: readonly ReadableSpan[]): Uint8Array {
@@ -255,6 +321,22 @@ export class OtlpTraceEncoder {
    * bytes of a batch are ~450 KB.)
    */
   request(groups: ReadonlyMap<Resource, ReadonlyMap<InstrumentationScope, SpanBytes>>): Uint8Array {
+    const { plan, total } = this.planRequest(groups);
+    const out = Buffer.allocUnsafeSlow(total);
+    this.assemble(plan, out);
+    return shareableBytes(out);
+  }
+
+  /** The request written into a buffer lent from requestBuffers: `bytes` is its start; give `buffer` back when they are sent. */
+  lentRequest(groups: ReadonlyMap<Resource, ReadonlyMap<InstrumentationScope, SpanBytes>>): { bytes: Buffer; buffer: Buffer } {
+    const { plan, total } = this.planRequest(groups);
+    const buffer = this.requestBuffers.take(total);
+    this.assemble(plan, buffer);
+    return { bytes: buffer.subarray(0, total), buffer };
+  }
+
+  /** Resource and scope messages into the scratch buffer, which gives every length; the request's size. */
+  private planRequest(groups: ReadonlyMap<Resource, ReadonlyMap<InstrumentationScope, SpanBytes>>): { plan: ResourcePlan[]; total: number } {
     this.pos = 0;
     const plan: ResourcePlan[] = [];
     let total = 0;
@@ -285,7 +367,12 @@ export class OtlpTraceEncoder {
       plan.push(r);
       total += 1 + varintSize(r.length) + r.length;
     }
-    const out = Buffer.allocUnsafeSlow(total);
+    return { plan, total };
+  }
+
+  /** The planned request into `out` (at least its size) from its start, with one copy of the spans' bytes. */
+  private assemble(plan: ResourcePlan[], out: Buffer): void {
+    const total = plan.reduce((n, r) => n + 1 + varintSize(r.length) + r.length, 0);
     const head = this.buf;
     let p = 0;
     for (const r of plan) {
@@ -305,7 +392,6 @@ export class OtlpTraceEncoder {
     }
     if (p !== total) throw new Error(`OtlpTraceEncoder: request assembled to ${p} bytes of ${total}`);
     this.shrinkScratch();
-    return shareableBytes(out);
   }
 
   /** The scratch buffer back to its first size after an outsized span or request. */

@@ -151,7 +151,7 @@ export function createSpanPipeline(log: Logger, exporter: SpanExporter = new Otl
   let offerPart: (part: SpanPart, resource: Resource, clock: WallClock) => boolean;
   if (exporter instanceof OtlpGrpcSpanExporter) {
     const encoded = new RetryingExporter<EncodedSpans>(exporter, DEFAULT_RETRY, onAttemptFailed);
-    const processor = new EncodingBatchProcessor(new CountingExporter(encoded, (b) => b.spanCount, stats), config);
+    const processor = new EncodingBatchProcessor(new CountingExporter(encoded, (b) => b.spanCount, stats), config, exporter.transport === 'http2');
     offerPart = (part, resource, clock) => processor.offerEncoded(resource, INSTRUMENTATION_SCOPE, (encoder) => encodeSpan(part, clock, encoder));
     batcher = processor;
     retrying = encoded;

@@ -54,6 +54,8 @@ export class OtlpReceiver {
    */
   behaviour: 'ok' | 'unavailable' | 'reject' | 'slow' = 'ok';
   slowMs = 5000;
+  /** The metadata (request headers) of the last Export call. */
+  lastMetadata: Record<string, unknown> = {};
 
   /** keepSpans: false counts spans without keeping them (benchmarks). */
   constructor(private readonly keepSpans = true) {}
@@ -88,8 +90,9 @@ export class OtlpReceiver {
       return this.bind();
     }
     this.server.addService(service, {
-      Export: (call: { request: any }, cb: (e: grpc.ServiceError | null, r?: object) => void) => { // eslint-disable-line @typescript-eslint/no-explicit-any
+      Export: (call: { request: any; metadata: grpc.Metadata }, cb: (e: grpc.ServiceError | null, r?: object) => void) => { // eslint-disable-line @typescript-eslint/no-explicit-any
         this.requests++;
+        this.lastMetadata = call.metadata.getMap();
         if (this.behaviour === 'unavailable' || this.behaviour === 'reject') {
           const code = this.behaviour === 'reject' ? grpc.status.INVALID_ARGUMENT : grpc.status.UNAVAILABLE;
           return cb({ name: 'ReceiverError', message: `receiver answers ${this.behaviour} (test)`, code, details: 'test', metadata: new grpc.Metadata() });

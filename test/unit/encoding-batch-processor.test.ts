@@ -142,3 +142,45 @@ test('an exporter that throws fails its batch, and the next batch still goes', a
   assert.deepEqual(sent, [5, 5]);
   assert.equal(p.queued(), 0);
 });
+
+test('with reuseRequestMemory, requests are written into lent buffers given back at each export\'s end: the library\'s bytes, buffers reused, none given back early', async () => {
+  // Each export checks its bytes when it answers, as a transport still
+  // sending them would read them; a buffer given back early would by then
+  // hold a later request.
+  const checked: boolean[] = [];
+  const buffers = new Set<ArrayBufferLike>();
+  const answers: (() => void)[] = [];
+  let at = 0;
+  const reading: BatchExporter<EncodedSpans> = {
+    export(batch, done) {
+      const from = at;
+      at += batch.spanCount;
+      buffers.add(batch.bytes.buffer);
+      assert.ok(batch.release, 'a lent request can be given back');
+      answers.push(() => {
+        checked.push(Buffer.from(batch.bytes).equals(libraryBytes(SPANS.slice(from, from + batch.spanCount))));
+        done({ code: ExportResultCode.SUCCESS });
+      });
+    },
+    shutdown: async () => {},
+  };
+  // A timeout shorter than the exports: the processor moves on while each is still out.
+  const p = new EncodingBatchProcessor(reading, settings({ maxExportBatchSize: 50, exportTimeoutMillis: 20 }), true);
+  const exportsBefore = () => answers.length + checked.length;
+  for (let i = 0; i < 4; i++) {
+    for (const s of SPANS.slice(i * 50, i * 50 + 50)) p.offer(s);
+    await waitFor(() => exportsBefore() > i);
+    await sleep(30); // past the processor's timeout: it has given the batch up, the export goes on
+  }
+  assert.equal(answers.length, 4, 'four exports out at once');
+  assert.equal(buffers.size, 4, 'none of their buffers was given back while they were out');
+  for (const answer of answers.splice(0)) answer();
+  for (let i = 4; i < 8; i++) {
+    for (const s of SPANS.slice(i * 50, i * 50 + 50)) p.offer(s);
+    await waitFor(() => answers.length > 0);
+    answers.shift()!();
+  }
+  assert.deepEqual(checked, Array(8).fill(true), 'every request was the library\'s bytes when its export answered');
+  assert.equal(buffers.size, 4, 'the last four requests used the buffers the first four gave back');
+  console.log(`# 8 requests of 50 spans in ${buffers.size} lent buffers, each the library's bytes when its export answered`);
+});
