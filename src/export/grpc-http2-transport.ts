@@ -138,9 +138,9 @@ export class GrpcHttp2Transport {
   /** The open session, or a new one. */
   private connect(): http2.ClientHttp2Session {
     if (this.session && !this.session.closed && !this.session.destroyed) return this.session;
-    // Node holds a session to 10 MB of buffered frames by default and then
-    // stalls its streams: a flush sends many ~1 MB requests side by side
-    // (as @grpc/grpc-js does, the limit is lifted).
+    // Node holds a session to 10 MB of buffered frames by default and
+    // resets its streams past that (ENHANCE_YOUR_CALM): a flush sends many
+    // ~1 MB requests side by side (as @grpc/grpc-js does, the limit is lifted).
     const session = http2.connect(`http://${this.opts.authority}`, { maxSessionMemory: Number.MAX_SAFE_INTEGER });
     const drop = () => {
       if (this.session === session) this.session = undefined;
@@ -165,7 +165,8 @@ export class GrpcHttp2Transport {
       te: 'trailers',
       'user-agent': this.opts.userAgent,
     };
-    if (Number.isFinite(timeoutMillis) && timeoutMillis > 0) headers['grpc-timeout'] = `${Math.ceil(timeoutMillis)}m`;
+    // At most 8 digits (PROTOCOL-HTTP2.md): milliseconds up to ~27 hours.
+    if (Number.isFinite(timeoutMillis) && timeoutMillis > 0) headers['grpc-timeout'] = `${Math.min(Math.ceil(timeoutMillis), 99_999_999)}m`;
     if (compressed) headers['grpc-encoding'] = 'gzip';
 
     let status: number | undefined;
