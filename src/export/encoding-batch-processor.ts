@@ -97,8 +97,8 @@ export class EncodingBatchProcessor {
         new Promise<void>((resolve, reject) => {
           const timer = setTimeout(() => reject(new Error('Timeout')), this.settings.exportTimeoutMillis);
           try {
-            // The export's own calls (gRPC) must not be traced by an SDK in this process.
             const batch = request.finish(this.reuseRequestMemory);
+            // The export's own calls (gRPC) must not be traced by an SDK in this process.
             context.with(suppressTracing(context.active()), () =>
               this.exporter.export(batch, (result) => {
                 // The export's end (after any retries): no transport reads

@@ -27,12 +27,7 @@
 import http2 from 'node:http2';
 import zlib from 'node:zlib';
 import { promisify } from 'node:util';
-
-/** What the OpenTelemetry export delegate expects of a transport (@opentelemetry/otlp-exporter-base's IExporterTransport). */
-export type TransportResponse =
-  | { status: 'success'; data?: Uint8Array }
-  | { status: 'failure'; error: Error }
-  | { status: 'retryable'; retryInMillis?: number; error?: Error };
+import type { ExportResponse, IExporterTransport } from '@opentelemetry/otlp-exporter-base';
 
 export interface GrpcHttp2TransportOptions {
   /** host:port of a plaintext endpoint. */
@@ -105,7 +100,7 @@ function codeOfReset(rstCode: number): number {
 
 const gzip = promisify(zlib.gzip);
 
-export class GrpcHttp2Transport {
+export class GrpcHttp2Transport implements IExporterTransport {
   private session?: http2.ClientHttp2Session;
   /** Calls in flight per session: a session with one keeps the process alive (the agent's last export at exit), an idle one does not. */
   private readonly active = new WeakMap<http2.ClientHttp2Session, number>();
@@ -114,7 +109,7 @@ export class GrpcHttp2Transport {
 
   constructor(private readonly opts: GrpcHttp2TransportOptions) {}
 
-  async send(data: Uint8Array, timeoutMillis: number): Promise<TransportResponse> {
+  async send(data: Uint8Array, timeoutMillis: number): Promise<ExportResponse> {
     if (this.closed) return { status: 'failure', error: new Error('the OTLP transport is shut down') };
     let body = data;
     let compressed = 0;
@@ -155,7 +150,7 @@ export class GrpcHttp2Transport {
     return session;
   }
 
-  private call(body: Uint8Array, compressed: number, timeoutMillis: number, resolve: (r: TransportResponse) => void): void {
+  private call(body: Uint8Array, compressed: number, timeoutMillis: number, resolve: (r: ExportResponse) => void): void {
     this.metadata ??= this.opts.headers();
     const headers: http2.OutgoingHttpHeaders = {
       ...this.metadata,
@@ -165,8 +160,9 @@ export class GrpcHttp2Transport {
       te: 'trailers',
       'user-agent': this.opts.userAgent,
     };
+    const hasDeadline = Number.isFinite(timeoutMillis) && timeoutMillis > 0;
     // At most 8 digits (PROTOCOL-HTTP2.md): milliseconds up to ~27 hours.
-    if (Number.isFinite(timeoutMillis) && timeoutMillis > 0) headers['grpc-timeout'] = `${Math.min(Math.ceil(timeoutMillis), 99_999_999)}m`;
+    if (hasDeadline) headers['grpc-timeout'] = `${Math.min(Math.ceil(timeoutMillis), 99_999_999)}m`;
     if (compressed) headers['grpc-encoding'] = 'gzip';
 
     let status: number | undefined;
@@ -195,13 +191,12 @@ export class GrpcHttp2Transport {
       return;
     }
     this.callStarted(session);
-    const timer =
-      Number.isFinite(timeoutMillis) && timeoutMillis > 0
-        ? setTimeout(() => {
-            timedOut = true;
-            req.close(http2.constants.NGHTTP2_CANCEL);
-          }, timeoutMillis)
-        : undefined;
+    const timer = hasDeadline
+      ? setTimeout(() => {
+          timedOut = true;
+          req.close(http2.constants.NGHTTP2_CANCEL);
+        }, timeoutMillis)
+      : undefined;
     req.on('response', (h) => {
       httpStatus = Number(h[http2.constants.HTTP2_HEADER_STATUS]);
       readStatus(h); // a trailers-only response
@@ -242,7 +237,7 @@ export class GrpcHttp2Transport {
     timedOut: boolean;
     rstCode: number;
     chunks: Buffer[];
-  }): TransportResponse {
+  }): ExportResponse {
     if (c.status === GrpcStatus.OK) {
       const data = c.chunks.length === 1 ? c.chunks[0] : Buffer.concat(c.chunks);
       try {
@@ -269,7 +264,7 @@ function percentDecoded(s: string): string {
   }
 }
 
-function failed(code: number, details: string): TransportResponse {
+function failed(code: number, details: string): ExportResponse {
   return { status: 'failure', error: new GrpcCallError(code, details) };
 }
 

@@ -323,7 +323,7 @@ export class OtlpTraceEncoder {
   request(groups: ReadonlyMap<Resource, ReadonlyMap<InstrumentationScope, SpanBytes>>): Uint8Array {
     const { plan, total } = this.planRequest(groups);
     const out = Buffer.allocUnsafeSlow(total);
-    this.assemble(plan, out);
+    this.assemble(plan, total, out);
     return shareableBytes(out);
   }
 
@@ -331,7 +331,7 @@ export class OtlpTraceEncoder {
   lentRequest(groups: ReadonlyMap<Resource, ReadonlyMap<InstrumentationScope, SpanBytes>>): { bytes: Buffer; buffer: Buffer } {
     const { plan, total } = this.planRequest(groups);
     const buffer = this.requestBuffers.take(total);
-    this.assemble(plan, buffer);
+    this.assemble(plan, total, buffer);
     return { bytes: buffer.subarray(0, total), buffer };
   }
 
@@ -370,9 +370,8 @@ export class OtlpTraceEncoder {
     return { plan, total };
   }
 
-  /** The planned request into `out` (at least its size) from its start, with one copy of the spans' bytes. */
-  private assemble(plan: ResourcePlan[], out: Buffer): void {
-    const total = plan.reduce((n, r) => n + 1 + varintSize(r.length) + r.length, 0);
+  /** The planned request (`total` bytes) into `out` (at least that large) from its start, with one copy of the spans' bytes. */
+  private assemble(plan: ResourcePlan[], total: number, out: Buffer): void {
     const head = this.buf;
     let p = 0;
     for (const r of plan) {

@@ -7,14 +7,15 @@
  * stream closed, so its bytes may be reused; many large requests side by
  * side all complete. And the exporter picks it for http:// only.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { AddressInfo } from 'node:net';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { GrpcHttp2Transport, GrpcCallError, GrpcStatus, type TransportResponse } from '../../src/export/grpc-http2-transport';
+import type { ExportResponse } from '@opentelemetry/otlp-exporter-base';
+import { GrpcHttp2Transport, GrpcCallError, GrpcStatus } from '../../src/export/grpc-http2-transport';
 import { OtlpGrpcSpanExporter } from '../../src/export/otlp-grpc-exporter';
 import { OtlpTraceEncoder } from '../../src/export/otlp-trace-encoder';
 import { isRetryable } from '../../src/export/retrying-exporter';
@@ -35,7 +36,17 @@ function transport(authority: string, extra: Partial<ConstructorParameters<typeo
 
 const authorityOf = (r: OtlpReceiver) => `127.0.0.1:${r.port}`;
 
-function codeOf(r: TransportResponse): number | undefined {
+/** A @grpc/grpc-js OTLP receiver and a transport to it, both ended after the test. */
+async function receiverAndTransport(t: TestContext): Promise<{ receiver: OtlpReceiver; tr: GrpcHttp2Transport }> {
+  const receiver = new OtlpReceiver();
+  await receiver.start();
+  t.after(() => receiver.stop());
+  const tr = transport(authorityOf(receiver));
+  t.after(() => tr.shutdown());
+  return { receiver, tr };
+}
+
+function codeOf(r: ExportResponse): number | undefined {
   if (r.status === 'success') return GrpcStatus.OK;
   return r.error instanceof GrpcCallError ? r.error.code : undefined;
 }
@@ -65,11 +76,7 @@ test('requests reach a @grpc/grpc-js OTLP receiver whole, with the metadata and 
 });
 
 test('gRPC statuses come back as their codes: UNAVAILABLE retryable, INVALID_ARGUMENT not, a slow answer DEADLINE_EXCEEDED', async (t) => {
-  const receiver = new OtlpReceiver();
-  await receiver.start();
-  t.after(() => receiver.stop());
-  const tr = transport(authorityOf(receiver));
-  t.after(() => tr.shutdown());
+  const { receiver, tr } = await receiverAndTransport(t);
   const cases = [
     { behaviour: 'unavailable' as const, code: GrpcStatus.UNAVAILABLE, retryable: true, timeout: 5_000 },
     { behaviour: 'reject' as const, code: 3 /* INVALID_ARGUMENT */, retryable: false, timeout: 5_000 },
@@ -146,11 +153,7 @@ test('HTTP/2 servers that are not gRPC: HTTP 404 -> UNIMPLEMENTED, 503 -> UNAVAI
 });
 
 test('a call resolves after its stream closed: its bytes can be overwritten at once (what reusing request memory relies on)', async (t) => {
-  const receiver = new OtlpReceiver();
-  await receiver.start();
-  t.after(() => receiver.stop());
-  const tr = transport(authorityOf(receiver));
-  t.after(() => tr.shutdown());
+  const { receiver, tr } = await receiverAndTransport(t);
   const a = request(0, 200);
   const b = request(200, 200);
   const shared = Buffer.alloc(Math.max(a.length, b.length));
