@@ -19,27 +19,60 @@ function readLine(buf: Buffer, off: number): { line: string; next: number } | nu
   return { line: buf.toString('latin1', off, end), next: end + 2 };
 }
 
-/** `*N\r\n$len\r\nCMD\r\n...`; inline commands (`PING\r\n`) too. */
+/**
+ * The decimal integer of RESP line `*N` or `$N` whose type byte is at `at`
+ * (digits, then CR LF): [value, index after the LF], or null. At most 15
+ * digits (exact in a double); the callers bound the value further.
+ */
+function lineNumber(buf: Buffer, at: number): [number, number] | null {
+  let v = 0;
+  let i = at + 1;
+  const end = Math.min(buf.length, at + 17);
+  for (; i < end; i++) {
+    const c = buf[i];
+    if (c < 0x30 || c > 0x39) break;
+    v = v * 10 + (c - 0x30);
+  }
+  if (i === at + 1 || i + 1 >= buf.length || buf[i] !== 0x0d || buf[i + 1] !== 0x0a) return null;
+  return [v, i + 2];
+}
+
+/** A byte of a command's name: a letter (either case), or . - _ | after the first. */
+function isNameByte(c: number, first: boolean): boolean {
+  if ((c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)) return true;
+  return !first && (c === 0x2e || c === 0x2d || c === 0x5f || c === 0x7c);
+}
+
+/**
+ * `*N\r\n$len\r\nCMD\r\n...`; inline commands (`PING\r\n`) too. Read from
+ * the bytes: only the command's name is made a string (a request's head is
+ * parsed once per exchange, in the agent's hot path).
+ */
 export function parseRedisCommand(buf: Buffer): RedisCommand | null {
   if (buf.length < 4) return null;
   if (buf[0] !== 0x2a /* '*' */) {
+    if (!isNameByte(buf[0], true)) return null; // binary and other text protocols: no line is made
     const first = readLine(buf, 0);
     if (!first || !/^[A-Za-z]{3,16}( |$)/.test(first.line)) return null;
     const parts = first.line.split(' ').filter(Boolean);
     return INLINE.has(parts[0].toUpperCase()) ? { name: parts[0].toUpperCase(), args: parts.length - 1 } : null;
   }
-  const head = readLine(buf, 0);
-  if (!head) return null;
-  const n = Number(head.line.slice(1));
-  if (!Number.isInteger(n) || n < 1 || n > 1_000_000) return null;
-  const lenLine = readLine(buf, head.next);
-  if (!lenLine || lenLine.line[0] !== '$') return null;
-  const len = Number(lenLine.line.slice(1));
-  if (!Number.isInteger(len) || len < 1 || len > 64) return null;
-  if (lenLine.next + len > buf.length) return null;
-  const name = buf.toString('latin1', lenLine.next, lenLine.next + len).toUpperCase();
-  if (!/^[A-Z][A-Z.\-_|]*$/.test(name)) return null;
-  return { name, args: n - 1 };
+  const head = lineNumber(buf, 0);
+  if (!head || head[0] < 1 || head[0] > 1_000_000) return null;
+  const at = head[1];
+  if (buf[at] !== 0x24 /* '$' */) return null;
+  const lenLine = lineNumber(buf, at);
+  if (!lenLine) return null;
+  const [len, start] = lenLine;
+  if (len < 1 || len > 64 || start + len > buf.length) return null;
+  let lower = false;
+  for (let i = 0; i < len; i++) {
+    const c = buf[start + i];
+    if (!isNameByte(c, i === 0)) return null;
+    if (c >= 0x61 && c <= 0x7a) lower = true;
+  }
+  const raw = buf.toString('latin1', start, start + len);
+  return { name: lower ? raw.toUpperCase() : raw, args: head[0] - 1 };
 }
 
 const INLINE = new Set(['PING', 'GET', 'SET', 'DEL', 'INCR', 'EXISTS', 'KEYS', 'INFO', 'QUIT', 'ECHO', 'MGET', 'HGET', 'HSET', 'LPUSH', 'RPUSH', 'LPOP', 'RPOP']);

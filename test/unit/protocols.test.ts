@@ -55,6 +55,34 @@ test('Redis RESP: commands, inline commands, replies, errors, completeness', () 
   assert.equal(parseRedisReply(b('HTTP/1.1 200 OK\r\n')), null);
 });
 
+test('Redis commands are read from the bytes: names of any case and . - _ |, counts as RESP writes them, cut and odd forms refused', () => {
+  assert.deepEqual(parseRedisCommand(b('*4\r\n$12\r\nclient|Setna\r\n')), { name: 'CLIENT|SETNA', args: 3 }, 'the name may be all the head holds');
+  assert.deepEqual(parseRedisCommand(b('*1\r\n$9\r\nFT.SEARCH\r\n')), { name: 'FT.SEARCH', args: 0 });
+  assert.deepEqual(parseRedisCommand(b('*1000000\r\n$3\r\nDEL')), { name: 'DEL', args: 999_999 }, 'no CR LF needed after a name that ends the head');
+  let counted = 0;
+  for (const bad of [
+    '*0\r\n$3\r\nGET\r\n', // no arguments at all
+    '*1000001\r\n$3\r\nGET\r\n', // too many
+    '*+2\r\n$3\r\nGET\r\n', // RESP counts are digits only (Number() took '+2', ' 2', '0x2', '2.0')
+    '* 2\r\n$3\r\nGET\r\n',
+    '*2.0\r\n$3\r\nGET\r\n',
+    '*2\n$3\r\nGET\r\n', // LF without CR
+    '*2\r\n+3\r\nGET\r\n', // not a bulk string
+    '*2\r\n$0\r\n\r\n', // empty name
+    '*2\r\n$65\r\n' + 'A'.repeat(65), // too long
+    '*2\r\n$5\r\nGET\r\n', // cut: fewer bytes than announced
+    '*2\r\n$3\r\n.ET\r\n', // not a letter first
+    '*2\r\n$3\r\nG\xc9T\r\n', // not ASCII
+    '*2\r\n$3\r\nG T\r\n',
+    '*99999999999999999999\r\n$3\r\nGET\r\n', // more digits than a count has
+    '\x00\x01\x02\x03', // binary
+  ]) {
+    assert.equal(parseRedisCommand(b(bad)), null, JSON.stringify(bad));
+    counted++;
+  }
+  console.log(`${counted} malformed RESP commands refused`);
+});
+
 test('identify and expectedResponseBytes pick the protocol from the request head', () => {
   assert.equal(identify(b('GET / HTTP/1.1\r\n\r\n')).protocol, 'http');
   assert.equal(identify(b('*1\r\n$4\r\nPING\r\n')).protocol, 'redis');
