@@ -30,6 +30,10 @@ export interface HttpResponseHead {
 const CR = 0x0d;
 const LF = 0x0a;
 
+const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
+/** What JavaScript's \s (and String.prototype.trim) matches among the Latin-1 characters. */
+const isSpace = (c: number) => (c >= 0x09 && c <= 0x0d) || c === 0x20 || c === 0xa0;
+
 /** End of the first line (index of its CR), or -1 when there is none in reach. */
 function firstLineEnd(buf: Buffer): number {
   const lf = buf.indexOf(LF);
@@ -40,24 +44,36 @@ function firstLineEnd(buf: Buffer): number {
 interface HeadFields {
   host?: string;
   userAgent?: string;
-  contentLength?: string;
-  transferEncoding?: string;
-  connection?: string;
+  /** Content-Length as a number; undefined when absent or not 1 to 15 digits. */
+  contentLength?: number;
+  /** Transfer-Encoding names chunked. */
+  chunked: boolean;
+  /** Connection names close / keep-alive. */
+  close: boolean;
+  keepAlive: boolean;
   headLength?: number;
 }
 
-type WantedField = keyof Omit<HeadFields, 'headLength'>;
+/** The fields Gearbox reads; the last of a repeated field wins. */
+const enum Field {
+  Host,
+  UserAgent,
+  ContentLength,
+  TransferEncoding,
+  Connection,
+}
+
 /** Header names Gearbox reads, lower case, by length (other fields cost one length check). */
-const WANTED_BY_LENGTH = new Map<number, [string, WantedField][]>();
-for (const [name, key] of [
-  ['host', 'host'],
-  ['user-agent', 'userAgent'],
-  ['content-length', 'contentLength'],
-  ['transfer-encoding', 'transferEncoding'],
-  ['connection', 'connection'],
-] as [string, WantedField][]) {
+const WANTED_BY_LENGTH = new Map<number, [string, Field][]>();
+for (const [name, field] of [
+  ['host', Field.Host],
+  ['user-agent', Field.UserAgent],
+  ['content-length', Field.ContentLength],
+  ['transfer-encoding', Field.TransferEncoding],
+  ['connection', Field.Connection],
+] as [string, Field][]) {
   const list = WANTED_BY_LENGTH.get(name.length) ?? [];
-  list.push([name, key]);
+  list.push([name, field]);
   WANTED_BY_LENGTH.set(name.length, list);
 }
 
@@ -70,15 +86,44 @@ function nameIs(buf: Buffer, start: number, name: string): boolean {
   return true;
 }
 
+/** `word` (lower case ASCII) occurs in buf[start, end), ignoring case. */
+function holds(buf: Buffer, start: number, end: number, word: string): boolean {
+  for (let i = start; i + word.length <= end; i++) if (nameIs(buf, i, word)) return true;
+  return false;
+}
+
+/** A field value's text without the whitespace String.prototype.trim() takes off. */
+function trimmed(buf: Buffer, start: number, end: number): string {
+  while (start < end && isSpace(buf[start])) start++;
+  while (end > start && isSpace(buf[end - 1])) end--;
+  return buf.toString('latin1', start, end);
+}
+
+/** A Content-Length value: 1 to 15 digits between optional whitespace, else undefined. */
+function lengthValue(buf: Buffer, start: number, end: number): number | undefined {
+  while (start < end && isSpace(buf[start])) start++;
+  while (end > start && isSpace(buf[end - 1])) end--;
+  if (end === start || end - start > 15) return undefined;
+  let v = 0;
+  for (let i = start; i < end; i++) {
+    const c = buf[i];
+    if (!isDigit(c)) return undefined;
+    v = v * 10 + (c - 0x30);
+  }
+  return v;
+}
+
 /**
  * The few header fields Gearbox uses, in one pass over the bytes after the
  * first line (which ends at `lineEnd`). Without the terminating blank line
  * the last line may be cut: it is ignored, and headLength stays undefined.
+ * Only host and user-agent become strings; the others are read from the
+ * bytes (a head is parsed once per exchange, in the agent's hot path).
  */
 function headers(buf: Buffer, lineEnd: number): HeadFields {
   // One pass over the bytes in JS: for heads of a few hundred bytes this is
   // cheaper than an indexOf call (into C++) per line end and per colon.
-  const out: HeadFields = {};
+  const out: HeadFields = { chunked: false, close: false, keepAlive: false };
   const n = buf.length;
   let start = lineEnd + 2;
   for (;;) {
@@ -99,9 +144,9 @@ function headers(buf: Buffer, lineEnd: number): HeadFields {
     if (colon > start && colon < end) {
       const candidates = WANTED_BY_LENGTH.get(colon - start);
       if (candidates) {
-        for (const [name, key] of candidates) {
+        for (const [name, field] of candidates) {
           if (nameIs(buf, start, name)) {
-            out[key] = buf.toString('latin1', colon + 1, end).trim();
+            readField(buf, field, colon + 1, end, out);
             break;
           }
         }
@@ -111,9 +156,26 @@ function headers(buf: Buffer, lineEnd: number): HeadFields {
   }
 }
 
-function parseLength(v: string | undefined): number | undefined {
-  if (v === undefined || !/^\d{1,15}$/.test(v)) return undefined;
-  return Number(v);
+/** Field `field`, whose value is buf[start, end), into `out`. */
+function readField(buf: Buffer, field: Field, start: number, end: number, out: HeadFields): void {
+  switch (field) {
+    case Field.Host:
+      out.host = trimmed(buf, start, end);
+      return;
+    case Field.UserAgent:
+      out.userAgent = trimmed(buf, start, end);
+      return;
+    case Field.ContentLength:
+      out.contentLength = lengthValue(buf, start, end);
+      return;
+    case Field.TransferEncoding:
+      out.chunked = holds(buf, start, end, 'chunked');
+      return;
+    case Field.Connection:
+      out.close = holds(buf, start, end, 'close');
+      out.keepAlive = holds(buf, start, end, 'keep-alive');
+      return;
+  }
 }
 
 /** Index of the space after a method-like token (3-7 upper-case letters) at the start, or -1. */
@@ -143,9 +205,6 @@ export function looksLikeHttpRequest(buf: Buffer): boolean {
   return sp > 0 && methodNamed(buf, sp) !== undefined;
 }
 
-const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
-/** What JavaScript's \s matches among the Latin-1 characters. */
-const isSpace = (c: number) => (c >= 0x09 && c <= 0x0d) || c === 0x20 || c === 0xa0;
 
 /** "d.d" at buf[at, at+3), as a string ("1.1" and "1.0" without making one), or undefined. */
 function versionAt(buf: Buffer, at: number): string | undefined {
@@ -199,7 +258,7 @@ export function parseHttpRequest(buf: Buffer): HttpRequestHead | null {
     host: h.host,
     userAgent: h.userAgent,
     headLength: h.headLength,
-    contentLength: parseLength(h.contentLength),
+    contentLength: h.contentLength,
   };
 }
 
@@ -225,15 +284,13 @@ export function parseHttpResponse(buf: Buffer): HttpResponseHead | null {
   }
   const status = (buf[9] - 0x30) * 100 + (buf[10] - 0x30) * 10 + (buf[11] - 0x30);
   const h = headers(buf, lineEnd);
-  const te = h.transferEncoding?.toLowerCase() ?? '';
-  const conn = h.connection?.toLowerCase() ?? '';
   return {
     version,
     status,
     headLength: h.headLength,
-    contentLength: parseLength(h.contentLength),
-    chunked: te.includes('chunked'),
-    close: conn.includes('close') || (version === '1.0' && !conn.includes('keep-alive')),
+    contentLength: h.contentLength,
+    chunked: h.chunked,
+    close: h.close || (version === '1.0' && !h.keepAlive),
   };
 }
 

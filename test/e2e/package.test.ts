@@ -23,6 +23,10 @@ test('the packed tarball holds the BPF object and runs from a fresh install', { 
     assert.ok(!files.some((f) => f.startsWith('test/') || f.startsWith('dist/test/')), 'tests are packed');
     const app = path.join(tmp, 'app');
     fs.mkdirSync(app);
+    // npm installs into the nearest folder above with a package.json or a
+    // node_modules: without one of its own, a stray /tmp/package.json (or
+    // /tmp/node_modules) would take the install, and .bin/gearbox not be here.
+    fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'gearbox-pack-test', private: true }));
     execFileSync('npm', ['install', '--no-audit', '--no-fund', '--omit=dev', path.join(tmp, info.filename)], { cwd: app, stdio: 'pipe' });
     const bin = path.join(app, 'node_modules', '.bin', 'gearbox');
     const help = spawnSync(bin, ['--help'], { encoding: 'utf8' });

@@ -35,6 +35,25 @@ test('HTTP/1 responses: status, completion by Content-Length, bodyless statuses,
   assert.equal(parseHttpResponse(b('HTTX/1.1 200 OK\r\n\r\n')), null);
 });
 
+test('HTTP/1 header fields read from the bytes: whitespace, case, repeats and malformed values as String.trim() and the old string parse gave', () => {
+  const resp = (fields: string) => parseHttpResponse(b(`HTTP/1.1 200 OK\r\n${fields}\r\n`));
+  assert.equal(resp('Content-Length: \t 42 \xa0\r\n')?.contentLength, 42, 'tabs, spaces and NBSP around the digits');
+  assert.equal(resp('content-LENGTH:7\r\n')?.contentLength, 7);
+  assert.equal(resp('Content-Length: 5\r\nContent-Length: 9\r\n')?.contentLength, 9, 'the last of a repeated field');
+  assert.equal(resp('Content-Length: 5\r\nContent-Length: x\r\n')?.contentLength, undefined, 'a malformed last one wins too');
+  for (const bad of ['', ' ', '12a', '-1', '+5', '1e3', '0x10', '1 2', '1234567890123456']) {
+    assert.equal(resp(`Content-Length: ${bad}\r\n`)?.contentLength, undefined, JSON.stringify(bad));
+  }
+  assert.equal(resp('Content-Length: 123456789012345\r\n')?.contentLength, 123456789012345, '15 digits');
+  assert.equal(resp('Transfer-Encoding: gzip, CHUNKED\r\n')?.chunked, true);
+  assert.equal(resp('Transfer-Encoding: chunk\r\n')?.chunked, false);
+  assert.equal(resp('Connection: Upgrade, CLOSE\r\n')?.close, true);
+  assert.equal(parseHttpResponse(b('HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\n\r\n'))?.close, false, 'HTTP/1.0 kept alive');
+  assert.equal(parseHttpResponse(b('HTTP/1.0 200 OK\r\nConnection: te\r\n\r\n'))?.close, true);
+  const req = parseHttpRequest(b('GET / HTTP/1.1\r\nHost:  \tshop:8080 \r\nUser-Agent:\xa0wrk\xa0\r\n\r\n'));
+  assert.deepEqual([req?.host, req?.userAgent], ['shop:8080', 'wrk']);
+});
+
 test('HTTP/1 pipelining: complete heads back to back are counted', () => {
   assert.equal(countPipelinedRequests(b('GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n')), 2);
   assert.equal(countPipelinedRequests(b('POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /b HTTP/1.1\r\n\r\n')), 2);
