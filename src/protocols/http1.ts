@@ -205,7 +205,6 @@ export function looksLikeHttpRequest(buf: Buffer): boolean {
   return sp > 0 && methodNamed(buf, sp) !== undefined;
 }
 
-
 /** "d.d" at buf[at, at+3), as a string ("1.1" and "1.0" without making one), or undefined. */
 function versionAt(buf: Buffer, at: number): string | undefined {
   const major = buf[at];

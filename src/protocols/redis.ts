@@ -27,7 +27,7 @@ function readLine(buf: Buffer, off: number): { line: string; next: number } | nu
 function lineNumber(buf: Buffer, at: number): [number, number] | null {
   let v = 0;
   let i = at + 1;
-  const end = Math.min(buf.length, at + 17);
+  const end = Math.min(buf.length, at + 16); // digits at at+1 .. at+15
   for (; i < end; i++) {
     const c = buf[i];
     if (c < 0x30 || c > 0x39) break;
