@@ -233,10 +233,12 @@ export class Agent {
 
   /** The wall clock stepped back past the stamps' base: the kernel stamps 0 until it is there again. */
   private warnIfClockBeforeBase(): void {
-    if (this.clock.nowEventNs() >= 0 || this.clockWarned) return;
+    if (this.clockWarned) return;
+    const nowNs = this.clock.nowEventNs();
+    if (nowNs >= 0) return;
     this.clockWarned = true;
     this.opts.log.warn(
-      { steppedBackS: Math.round(-this.clock.nowEventNs() / 1e9) },
+      { steppedBackS: Math.round(-nowNs / 1e9) },
       'the wall clock was stepped back more than an hour before the agent started: events are stamped at its start until the clock is past it again; restart the agent',
     );
   }

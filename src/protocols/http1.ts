@@ -92,17 +92,8 @@ function holds(buf: Buffer, start: number, end: number, word: string): boolean {
   return false;
 }
 
-/** A field value's text without the whitespace String.prototype.trim() takes off. */
-function trimmed(buf: Buffer, start: number, end: number): string {
-  while (start < end && isSpace(buf[start])) start++;
-  while (end > start && isSpace(buf[end - 1])) end--;
-  return buf.toString('latin1', start, end);
-}
-
-/** A Content-Length value: 1 to 15 digits between optional whitespace, else undefined. */
+/** A Content-Length value (trimmed): 1 to 15 digits, else undefined. */
 function lengthValue(buf: Buffer, start: number, end: number): number | undefined {
-  while (start < end && isSpace(buf[start])) start++;
-  while (end > start && isSpace(buf[end - 1])) end--;
   if (end === start || end - start > 15) return undefined;
   let v = 0;
   for (let i = start; i < end; i++) {
@@ -156,14 +147,16 @@ function headers(buf: Buffer, lineEnd: number): HeadFields {
   }
 }
 
-/** Field `field`, whose value is buf[start, end), into `out`. */
+/** Field `field`, whose value is buf[start, end), into `out`, without the whitespace String.prototype.trim() takes off. */
 function readField(buf: Buffer, field: Field, start: number, end: number, out: HeadFields): void {
+  while (start < end && isSpace(buf[start])) start++;
+  while (end > start && isSpace(buf[end - 1])) end--;
   switch (field) {
     case Field.Host:
-      out.host = trimmed(buf, start, end);
+      out.host = buf.toString('latin1', start, end);
       return;
     case Field.UserAgent:
-      out.userAgent = trimmed(buf, start, end);
+      out.userAgent = buf.toString('latin1', start, end);
       return;
     case Field.ContentLength:
       out.contentLength = lengthValue(buf, start, end);
