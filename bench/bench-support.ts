@@ -194,7 +194,18 @@ export function saveResults(section: string, value: unknown, partial = false): v
   const file = path.join(ROOT, 'bench', 'results.json');
   const prev = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : {};
   const kept = partial ? (prev[section] ?? {}) : {};
-  fs.writeFileSync(file, JSON.stringify({ ...prev, [section]: { ...kept, date: new Date().toISOString(), ...(value as object) } }, null, 2) + '\n');
+  fs.writeFileSync(file, JSON.stringify({ ...prev, [section]: { ...kept, date: new Date().toISOString(), commit: headCommit(), ...(value as object) } }, null, 2) + '\n');
+}
+
+/** The checked-out commit (with "+changes" when the tree differs), for results; undefined outside a git checkout. */
+function headCommit(): string | undefined {
+  try {
+    const sha = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return dirty ? `${sha}+changes` : sha;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The count-only OTLP receiver (bench/otlp-sink.ts) in a child process. */

@@ -1,5 +1,14 @@
 /**
- * Soak: `npm run soak` (SOAK_SECONDS, default 1800). The sample chain on four
+ * Soak: `npm run soak`, two parts (SOAK_PARTS, default "busy-node,chain").
+ *
+ * busy-node: test/support/busy-node.ts at full length — 10,000 idle
+ * keep-alive connections through nginx, ~500 new connections and ~3,500
+ * requests a second for 60 s, /metrics scraped every second, then 60 s of
+ * quiet. Fails if an event is lost, a scrape or stats line takes over 50 ms,
+ * other periodic work over 20 ms, or RSS is not back within 20 % of idle.
+ * Results go to bench/results.json ("soakBusyNode").
+ *
+ * chain (SOAK_SECONDS, default 1800): the sample chain on four
  * namespace hosts, one `gearbox run` agent per host exporting to a local OTLP
  * receiver, under mixed traffic: a keep-alive client, a client that opens a
  * new connection per request, and a short-lived client process every 5 s.
@@ -14,6 +23,7 @@ import { Lab, type Host } from '../src/lab/namespace-lab';
 import { SERVICES_DIR, startSampleChain } from '../src/demo/sample-system';
 import { OtlpSink, ROOT, median, requireRoot, rssMiB, saveResults } from './bench-support';
 import { sleep } from '../test/support/process-watch';
+import { runBusyNode } from '../test/support/busy-node';
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 1800);
 const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -25,8 +35,53 @@ interface Sample {
   spansReceived: number;
 }
 
+const PARTS = (process.env.SOAK_PARTS ?? 'busy-node,chain').split(',');
+
 async function main(): Promise<void> {
   requireRoot();
+  if (PARTS.includes('busy-node')) await busyNode();
+  if (PARTS.includes('chain')) await chain();
+}
+
+async function busyNode(): Promise<void> {
+  const lab = new Lab(path.join(ROOT, 'test-logs', 'soak-busy-node'));
+  const sink = await OtlpSink.start();
+  try {
+    const [server, client] = lab.create(2);
+    const r = await runBusyNode({
+      lab,
+      server,
+      client,
+      otlpEndpoint: sink.endpoint,
+      idleConnections: 10_000,
+      newConnectionsPerSecond: 500,
+      requestsPerSecond: 3500,
+      loadSeconds: 60,
+      scrapeEveryMs: 1000,
+      settleSeconds: 60,
+      progress: (l) => console.log(`busy-node: ${l}`),
+    });
+    await Lab.stop(r.agent.proc);
+    const { agent: _agent, ...figures } = r;
+    const problems: string[] = [];
+    if (r.kernel.events_lost !== 0) problems.push(`${r.kernel.events_lost} events lost`);
+    if (!(r.scrapes.maxMs <= 50)) problems.push(`a scrape took ${r.scrapes.maxMs.toFixed(1)} ms`);
+    for (const [task, t] of Object.entries(r.loop)) {
+      const bound = task === 'scrape' || task === 'stats-line' || task === 'memory-relief' ? 50 : 20;
+      if (t.maxMs > bound) problems.push(`${task} held the agent's thread for ${t.maxMs} ms`);
+    }
+    if (r.rssMiB.after > r.rssMiB.idle * 1.2) problems.push(`RSS ${r.rssMiB.after.toFixed(1)} MiB a minute after the load, idle ${r.rssMiB.idle.toFixed(1)}`);
+    console.log(JSON.stringify(figures, null, 1));
+    console.log(problems.length ? `busy-node: MISSED\n  ${problems.join('\n  ')}` : 'busy-node: every target met');
+    saveResults('soakBusyNode', { ...figures, problems });
+    if (problems.length) process.exitCode = 1;
+  } finally {
+    await lab.destroy();
+    await sink.stop();
+  }
+}
+
+async function chain(): Promise<void> {
   const lab = new Lab(path.join(ROOT, 'test-logs', 'soak'));
   const sink = await OtlpSink.start();
   const samples: Sample[] = [];

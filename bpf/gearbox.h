@@ -180,6 +180,14 @@ struct gb_root_cap {
 	__u64 burst;
 };
 
+/* What the map-count iterator (map_counts.bpf.c) writes for each hash map
+ * on the host. */
+struct gb_map_count {
+	__u32 map_id;
+	__u32 _pad;
+	__s64 entries; /* -1: the kernel cannot count them (before Linux 6.6) */
+};
+
 /* Key of trusted_peer_map (an LPM trie): IPv4 as v4-mapped IPv6, prefix +96. */
 struct gb_peer_prefix {
 	__u32 prefixlen;

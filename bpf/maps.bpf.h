@@ -300,6 +300,7 @@ struct gb_btf_anchor {
 	struct gb_proc_event proc;
 	struct gb_peer_prefix peer_prefix;
 	struct gb_root_cap root_cap;
+	struct gb_map_count map_count;
 	struct tcp_int_opt opt;
 	enum gb_constants constants;
 	enum gb_event_type event_type;

@@ -335,6 +335,12 @@ int gearbox_sockops(struct bpf_sock_ops *s)
 		enable_callbacks(s, 0);
 		record_role(s, GB_ROLE_SERVER);
 		count_syn_option(s);
+		/* The kernel does not parse the segment that completes the
+		 * handshake (state SYN_RECV) but hands it to this callback. It
+		 * carries the request when the client's pure ACK was dropped (a
+		 * full accept queue drops it, and the request, retransmitted,
+		 * completes the handshake). */
+		parse_option(s);
 		break;
 	case BPF_SOCK_OPS_HDR_OPT_LEN_CB:
 		reserve_option(s);

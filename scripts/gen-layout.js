@@ -7,7 +7,7 @@
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 
-const STRUCTS = ['gb_event', 'gb_event_with_payload', 'gb_proc_event', 'gb_tuple', 'tcp_int_opt', 'gb_span_ctx', 'gb_config', 'gb_peer_prefix', 'gb_root_cap'];
+const STRUCTS = ['gb_event', 'gb_event_with_payload', 'gb_proc_event', 'gb_tuple', 'tcp_int_opt', 'gb_span_ctx', 'gb_config', 'gb_peer_prefix', 'gb_root_cap', 'gb_map_count'];
 const ENUMS = ['gb_constants', 'gb_event_type', 'gb_direction', 'gb_role', 'gb_event_flag', 'gb_syscall', 'gb_counter'];
 const RODATA_VARS = ['gb_cfg'];
 

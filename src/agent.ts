@@ -23,6 +23,9 @@ import { CpuBudget } from './overhead/cpu-budget';
 import { RootRateCap } from './overhead/root-rate-cap';
 import { setCpuPriority, type CpuPriority } from './overhead/cpu-priority';
 import { runDelayMicros } from './overhead/run-delay';
+import { LoopWatch } from './overhead/loop-watch';
+import { MemoryRelief, exposedGc } from './overhead/memory-relief';
+import { libbpf } from './bpf/libbpf';
 
 /**
  * The longest the agent reads the ring buffer before its event loop may
@@ -79,6 +82,10 @@ export class Agent {
   private loopDone?: Promise<void>;
   private statsTimer?: NodeJS.Timeout;
   private metrics?: AgentMetrics;
+  /** Times the periodic work and the ring buffer's waits behind it. */
+  private readonly watch = new LoopWatch();
+  /** Gives memory back once a spike is over. */
+  private readonly relief: MemoryRelief;
   decodeErrors = 0;
   /** Ring-buffer records read (decoded or not): with the kernel's events_lost, all it produced. */
   records = 0;
@@ -114,6 +121,13 @@ export class Agent {
     this.pipeline = createSpanPipeline(opts.log, opts.exporter, opts.batch);
     this.correlator = new Correlator((ex) => this.export(ex), { idleNs: opts.idleMs * 1e6 });
     this.scopeGone = new Promise((resolve) => (this.markScopeGone = resolve));
+    const gc = exposedGc();
+    this.relief = new MemoryRelief(() =>
+      this.watch.time('memory-relief', () => {
+        gc?.();
+        libbpf().malloc_trim(0);
+      }),
+    );
   }
 
   /** Starts the Prometheus endpoint, if asked for; resolves with its port. */
@@ -121,7 +135,7 @@ export class Agent {
     if (this.opts.metricsPort === undefined) return undefined;
     // Loaded only when asked for: prom-client costs the agent's memory otherwise.
     const { AgentMetrics } = await import('./export/agent-metrics');
-    this.metrics = new AgentMetrics(() => this.stats());
+    this.metrics = new AgentMetrics(() => this.stats(), this.watch);
     const port = await this.metrics.listen(this.opts.metricsPort, this.opts.metricsHost ?? '0.0.0.0');
     this.opts.log.info({ port, path: '/metrics' }, 'metrics endpoint');
     return port;
@@ -147,12 +161,16 @@ export class Agent {
     this.keepToBudget(Date.now()); // the first reading: a second from now the agent can tell
     this.loopDone = this.loop();
     if (this.opts.statsIntervalMs > 0) {
-      this.statsTimer = setInterval(() => this.opts.log.info(this.stats(), 'stats'), this.opts.statsIntervalMs);
+      this.statsTimer = setInterval(() => this.watch.time('stats-line', () => this.opts.log.info(this.stats(), 'stats')), this.opts.statsIntervalMs);
       this.statsTimer.unref();
     }
   }
 
   stats() {
+    return this.watch.time('stats', () => this.snapshot());
+  }
+
+  private snapshot() {
     return {
       kernel: this.tracer.counters(),
       correlator: { ...this.correlator.stats },
@@ -161,6 +179,7 @@ export class Agent {
       decodeErrors: this.decodeErrors,
       maps: this.tracer.mapOccupancy(),
       sampling: { ratio: this.budget.ratio, configured: this.budget.ceiling, maxCpuCores: this.budget.budgetCores, maxNewTracesPerSecond: this.rootCap.perSecond },
+      loop: this.watch.snapshot(),
     };
   }
 
@@ -205,6 +224,15 @@ export class Agent {
     if (next === undefined) return;
     this.tracer.setRootCap(next, this.rootCap.burst);
     this.opts.log.debug({ maxNewTracesPerSecond: next, agentCpuMicrosPerTrace: Math.round(this.rootCap.microsPerTrace) }, 'cap on new traces moved');
+  }
+
+  private checkLossAndScope(): void {
+    this.reportLoss();
+    // A removed cgroup can hold no process: nothing is left to trace.
+    if (this.opts.filterCgroup && !fs.existsSync(this.opts.cgroupPath)) {
+      this.opts.log.error({ cgroup: this.opts.cgroupPath }, 'cgroup removed: stopping');
+      this.markScopeGone();
+    }
   }
 
   /** Drains what is left, exports every pending span, detaches. */
@@ -253,26 +281,28 @@ export class Agent {
       if (more) await yieldToEventLoop();
       else await this.tracer.ring.wait(this.opts.pollMs);
       if (this.stopping) break;
+      this.watch.sliceStarting();
       more = drainFor(this.tracer.ring, this.onRecord, DRAIN_SLICE_MS);
-      this.correlator.tick(this.clock.nowEventNs());
+      this.watch.sliceEnded(more);
+      // With a backlog left, nothing is known to have stayed quiet past the
+      // events read, and the next read's own sweeps emit what has settled.
+      const tickNs = more ? this.correlator.readUpToNs : this.clock.nowEventNs();
+      this.watch.time('sweep', () => this.correlator.sweep(tickNs));
+      if (!more) this.correlator.emitSettled(tickNs);
       const now = Date.now();
       if (now - calibrated > 10_000) {
-        this.clock.calibrate();
+        this.watch.time('calibrate', () => this.clock.calibrate());
         calibrated = now;
         this.warnIfClockBeforeBase();
       }
       // Once a second; sooner when spans are being dropped (every 200 ms
       // of overload is spans lost from traces already sampled).
       const sinceReading = now - this.budgetReadAt;
-      if (sinceReading >= 1000 || (sinceReading >= 200 && this.pipeline.stats.spansDropped > this.droppedAtReading)) this.keepToBudget(now);
+      if (sinceReading >= 1000 || (sinceReading >= 200 && this.pipeline.stats.spansDropped > this.droppedAtReading)) this.watch.time('budget', () => this.keepToBudget(now));
       if (now - lossChecked >= 1000) {
-        this.reportLoss();
         lossChecked = now;
-        // A removed cgroup can hold no process: nothing is left to trace.
-        if (this.opts.filterCgroup && !fs.existsSync(this.opts.cgroupPath)) {
-          this.opts.log.error({ cgroup: this.opts.cgroupPath }, 'cgroup removed: stopping');
-          this.markScopeGone();
-        }
+        this.watch.time('loss-check', () => this.checkLossAndScope());
+        this.relief.check(now, this.records);
       }
     }
   }

@@ -271,6 +271,23 @@ export const STRUCTS = {
         "size": 8
       }
     }
+  },
+  "gb_map_count": {
+    "size": 16,
+    "fields": {
+      "map_id": {
+        "offset": 0,
+        "size": 4
+      },
+      "_pad": {
+        "offset": 4,
+        "size": 4
+      },
+      "entries": {
+        "offset": 8,
+        "size": 8
+      }
+    }
   }
 } as const;
 

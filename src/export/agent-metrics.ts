@@ -3,12 +3,15 @@
  * received and lost, options written, received and rejected (by reason),
  * traces started (sampled or not) and the sampling ratio in force,
  * spans exported, dropped and failed, export errors, incomplete spans, the
- * export queue, kernel map occupancy, and the process's CPU and memory.
+ * export queue, kernel map occupancy, the process's CPU and memory, and how
+ * long the agent's periodic work and scrapes took, with how long the ring
+ * buffer waited unread behind them (LoopWatch).
  * Values come from the same counters the agent logs (one snapshot per scrape).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { BACKLOG_WAIT, type LoopWatch, type TaskTiming } from '../overhead/loop-watch';
 
 /** What the agent reports (Agent.stats()). */
 export interface AgentStatsSnapshot {
@@ -19,7 +22,11 @@ export interface AgentStatsSnapshot {
   decodeErrors: number;
   maps: Record<string, { entries: number; max: number }>;
   sampling: { ratio: number; configured: number; maxCpuCores: number };
+  loop: Record<string, TaskTiming>;
 }
+
+/** Seconds: a few ms is the bound the agent keeps to; the rest shows how far a task strays. */
+const DURATION_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
 const REJECT_REASONS: Record<string, string> = {
   opt_bad_len: 'bad_length',
@@ -34,8 +41,25 @@ export class AgentMetrics {
   private server?: http.Server;
   private snapshot?: { at: number; stats: AgentStatsSnapshot };
 
-  constructor(private readonly stats: () => AgentStatsSnapshot) {
+  constructor(
+    private readonly stats: () => AgentStatsSnapshot,
+    private readonly watch: LoopWatch,
+  ) {
     collectDefaultMetrics({ register: this.registry, prefix: 'gearbox_' });
+    const tasks = new Histogram({
+      name: 'gearbox_agent_task_duration_seconds',
+      help: "time the agent's periodic work (stats, scrapes, ticks, budget) held its only JavaScript thread, by task",
+      labelNames: ['task'],
+      buckets: DURATION_BUCKETS,
+      registers: [this.registry],
+    });
+    const backlogWait = new Histogram({
+      name: 'gearbox_ring_backlog_wait_seconds',
+      help: 'time records queued in the ring buffer waited unread while the agent did other work between two reads of a backlog',
+      buckets: DURATION_BUCKETS,
+      registers: [this.registry],
+    });
+    watch.observe((what, seconds) => (what === BACKLOG_WAIT ? backlogWait.observe(seconds) : tasks.observe({ task: what }, seconds)));
     const s = () => this.current();
     const counter = (name: string, help: string, value: (x: AgentStatsSnapshot) => number) =>
       new Counter({
@@ -110,7 +134,7 @@ export class AgentMetrics {
       labelNames: ['map'],
       registers: [this.registry],
       collect() {
-        for (const [map, m] of Object.entries(s().maps)) this.set({ map }, m.entries);
+        for (const [map, m] of Object.entries(s().maps)) if (m.entries >= 0) this.set({ map }, m.entries);
       },
     });
     new Gauge({
@@ -138,10 +162,12 @@ export class AgentMetrics {
         res.writeHead(404).end('try /metrics\n');
         return;
       }
+      const t0 = performance.now();
       this.registry
         .metrics()
         .then((body) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(body))
-        .catch((e: Error) => res.writeHead(500).end(`${e.message}\n`));
+        .catch((e: Error) => res.writeHead(500).end(`${e.message}\n`))
+        .finally(() => this.watch.note('scrape', performance.now() - t0));
     });
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);

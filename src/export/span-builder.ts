@@ -237,7 +237,7 @@ function describe(ex: Exchange, view: ProtocolView, sink: AttributeWriter, extra
 
 /** The span's ids, kind, times and links: everything but its attributes and status. */
 function spanFields(ex: Exchange, view: ProtocolView, clock: WallClock, links: Link[]): SpanFields {
-  const endNs = ex.response ? ex.response.endNs : ex.request.endNs;
+  const endNs = ex.response ? ex.response.endNs : (ex.endedNs ?? ex.request.endNs);
   return {
     traceId: ex.traceId,
     spanId: ex.spanId,

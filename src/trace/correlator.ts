@@ -7,7 +7,14 @@
  * arrival order: events that arrive out of order between CPUs still land in
  * the right place. An exchange ends when the next request on the connection
  * starts, the connection closes, the protocol says the response is complete
- * (HTTP Content-Length, a whole Redis reply), or nothing moved for idleNs.
+ * (HTTP Content-Length, a whole Redis reply), or its response has begun and
+ * nothing moved for idleNs. An exchange still waiting for its response does
+ * not end by idling, however late the response is (a slow upstream, a
+ * retransmitted SYN): it waits for the response, the next request or the
+ * close, and gives up after maxResponseWaitNs. "Nothing moved" is judged by
+ * the events read: while a backlog is being read, by the youngest of them,
+ * not by the clock (a stalled agent would otherwise end every exchange whose
+ * next events it had not read yet).
  * Ended exchanges wait reorderNs before they are emitted, so that late events
  * from another CPU are still counted: reorderNs of the agent's clock (tick),
  * or of the events' own clock, once an event stamped reorderNs after the end
@@ -37,7 +44,7 @@ export interface Message {
   tid: number;
 }
 
-export type EndReason = 'next-request' | 'close' | 'complete' | 'idle' | 'evicted' | 'shutdown';
+export type EndReason = 'next-request' | 'close' | 'complete' | 'idle' | 'unanswered' | 'evicted' | 'shutdown';
 
 export interface Exchange {
   connId: number;
@@ -50,6 +57,8 @@ export interface Exchange {
   request: Message;
   response?: Message;
   endReason?: EndReason;
+  /** Without a response: when the exchange was seen to end (the close, or when the agent gave up waiting). */
+  endedNs?: number;
   /** Why the exchange is known to be incomplete (e.g. its first event was lost). */
   incomplete?: string;
   /** Events of this exchange the ring buffer had no room for, as far as known. */
@@ -64,6 +73,8 @@ export interface Exchange {
 
 export interface CorrelatorOptions {
   idleNs: number;
+  /** How long a request waits for the first byte of its response before its span ends unanswered. */
+  maxResponseWaitNs: number;
   reorderNs: number;
   maxConnections: number;
   maxOpenPerConnection: number;
@@ -112,6 +123,7 @@ const UNKNOWN_TUPLE: Tuple = { localAddr: '', localPort: 0, remoteAddr: '', remo
 
 export const DEFAULT_CORRELATOR_OPTIONS: CorrelatorOptions = {
   idleNs: 2_000_000_000,
+  maxResponseWaitNs: 600_000_000_000,
   reorderNs: 20_000_000,
   maxConnections: 100_000,
   maxOpenPerConnection: 64,
@@ -120,8 +132,19 @@ export const DEFAULT_CORRELATOR_OPTIONS: CorrelatorOptions = {
 /** Events between two looks at the ended exchanges, by the events' clock. */
 const SWEEP_EVERY = 128;
 
+/**
+ * Connections a tick looks at for removal: a tick's work is bounded however
+ * many connections are open (a busy node holds tens of thousands idle), and
+ * the whole table is still gone through every few seconds.
+ */
+const FORGET_PER_TICK = 2048;
+
 export class Correlator {
   private readonly conns = new Map<number, Conn>();
+  /** Connections with exchanges not yet ended: the only ones a tick must look at for idleness. */
+  private readonly waiting = new Set<Conn>();
+  /** Where the removal of forgotten connections goes on at the next tick. */
+  private forgetCursor: Iterator<Conn> = this.conns.values();
   private ended: Ended[] = [];
   /** The youngest event timestamp read, and events since the last sweep by it. */
   private frontierNs = 0;
@@ -184,25 +207,49 @@ export class Correlator {
     }
   }
 
+  /** The youngest event timestamp read so far (0: none). */
+  get readUpToNs(): number {
+    return this.frontierNs;
+  }
+
   /**
    * Ends idle exchanges and emits those that ended at least reorderNs ago.
-   * `nowNs` is on the clock of the kernel's timestamps (WallClock.nowEventNs).
+   * `nowNs` is on the clock of the kernel's timestamps (WallClock.nowEventNs):
+   * the time up to which every event has been read (readUpToNs while a
+   * backlog is left in the ring buffer).
    */
   tick(nowNs: number): void {
-    for (const conn of this.conns.values()) {
-      if (nowNs - conn.lastNs < this.opts.idleNs) continue;
-      // Ended as of its last activity: it has been quiet for idleNs already.
-      this.endAll(conn, 'idle', conn.lastNs);
-    }
+    this.endIdle(nowNs);
     this.emitSettled(nowNs);
-    for (const [id, conn] of this.conns) {
-      if (conn.exchanges.size === 0 && (conn.closed || nowNs - conn.lastNs > 10 * this.opts.idleNs)) this.conns.delete(id);
+    this.forget(nowNs);
+  }
+
+  /**
+   * A tick's upkeep without the emitting: what the agent runs between two
+   * reads of a backlog (the reads' own sweeps emit meanwhile). Its cost
+   * grows with the exchanges waiting, not with the connections open.
+   */
+  sweep(nowNs: number): void {
+    this.endIdle(nowNs);
+    this.forget(nowNs);
+  }
+
+  /** Ends the exchanges of connections quiet for idleNs whose response has begun, and those unanswered for too long. */
+  private endIdle(nowNs: number): void {
+    for (const conn of this.waiting) {
+      if (nowNs - conn.lastNs < this.opts.idleNs) continue;
+      for (let i = conn.unended.length - 1; i >= 0; i--) {
+        const seq = conn.unended[i];
+        const ex = conn.exchanges.get(seq)!;
+        // Ended as of its last activity: it has been quiet for idleNs already.
+        if (ex.response) this.end(conn, seq, ex, 'idle', conn.lastNs);
+        else if (nowNs - ex.request.startNs >= this.opts.maxResponseWaitNs) this.end(conn, seq, ex, 'unanswered', nowNs);
+      }
     }
-    this.stats.connections = this.conns.size;
   }
 
   /** Emits the ended exchanges that ended at least reorderNs before `nowNs`. */
-  private emitSettled(nowNs: number): void {
+  emitSettled(nowNs: number): void {
     if (this.ended.length === 0) return;
     const keep: Ended[] = [];
     for (const e of this.ended) {
@@ -212,12 +259,27 @@ export class Correlator {
     this.ended = keep;
   }
 
+  /** Removes connections with nothing left to emit that closed or went quiet long ago, FORGET_PER_TICK at a time. */
+  private forget(nowNs: number): void {
+    for (let i = 0; i < FORGET_PER_TICK; i++) {
+      const next = this.forgetCursor.next();
+      if (next.done) {
+        this.forgetCursor = this.conns.values();
+        break;
+      }
+      const conn = next.value;
+      if (conn.exchanges.size === 0 && (conn.closed || nowNs - conn.lastNs > 10 * this.opts.idleNs)) this.conns.delete(conn.id);
+    }
+    this.stats.connections = this.conns.size;
+  }
+
   /** Ends and emits everything (agent shutdown). */
   flush(): void {
     for (const conn of this.conns.values()) this.endAll(conn, 'shutdown', conn.lastNs);
     for (const e of this.ended) this.emit(e);
     this.ended = [];
     this.conns.clear();
+    this.waiting.clear();
     this.stats.connections = 0;
   }
 
@@ -254,13 +316,16 @@ export class Correlator {
     }
     conn.exchanges.set(reqSeq, ex);
     conn.unended.push(reqSeq);
+    this.waiting.add(conn);
     return ex;
   }
 
   private end(conn: Conn, seq: number, ex: Exchange, reason: EndReason, atNs: number): void {
     ex.endReason = reason;
+    if (!ex.response && (reason === 'close' || reason === 'unanswered')) ex.endedNs = atNs;
     const i = conn.unended.indexOf(seq);
     if (i >= 0) conn.unended.splice(i, 1);
+    if (conn.unended.length === 0) this.waiting.delete(conn);
     this.ended.push({ conn, seq, ex, atNs });
   }
 
@@ -328,6 +393,7 @@ export class Correlator {
     if (!oldest) return;
     this.endAll(oldest, 'evicted', oldest.lastNs);
     this.conns.delete(oldest.id);
+    this.waiting.delete(oldest);
     this.stats.evictedConnections++;
   }
 }

@@ -10,8 +10,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Lab, requireRootLab, type Host } from '../../src/lab/namespace-lab';
-import { writeNginxConfig } from '../../src/lab/nginx-config';
+import { Lab, requireRootLab, startNginx, type Host } from '../support/lab';
 import { SERVICES_DIR } from '../../src/demo/sample-system';
 import { OtlpReceiver, OTLP_KIND_CLIENT, OTLP_KIND_SERVER } from '../support/otlp-receiver';
 import { byTrace } from '../support/trace-check';
@@ -31,11 +30,7 @@ before(async () => {
   await receiver.start();
   lab = new Lab(path.join(ROOT, 'test-logs', 'cpu-budget'));
   [h1, h2] = lab.create(2);
-  const dir = path.join(lab.logDir, 'nginx');
-  const conf = writeNginxConfig(dir, `  server { listen ${h2.ip}:8080; location / { return 200 "ok\\n"; } }`);
-  const nginx = lab.spawnIn(h2, 'nginx', 'nginx', ['-c', conf, '-p', dir]);
-  await new Promise((r) => setTimeout(r, 300));
-  assert.equal(nginx.exitCode, null, `nginx did not start: ${lab.logOf('nginx')}`);
+  await startNginx(lab, h2, 'nginx', `  server { listen ${h2.ip}:8080; location / { return 200 "ok\\n"; } }`);
 });
 after(async () => {
   await lab?.destroy();

@@ -292,3 +292,75 @@ test('an event of an ended exchange read before events reorderNs younger than th
   assert.equal(done.request.startNs, 1005);
   assert.equal(c.stats.lateEvents, 0);
 });
+
+test('a server span waits for its response however late it is, and ends at it', () => {
+  const req = { connId: 30, msgSeq: 1, direction: RECV, role: Role.GB_ROLE_SERVER, spanId: 'cccccccccccccccc', payload: httpReq('/slow-upstream') };
+  const { out, c } = run([{ ...req, tsNs: 10 * MS }]);
+  // Idle for more than idleNs (1 s) with no response yet: a slow upstream connect.
+  c.tick(1500 * MS);
+  c.tick(2500 * MS);
+  assert.equal(out.length, 0, 'not ended while its response has not begun');
+  const body = 'ok';
+  c.push(decodeEvent(...view(buildRecord({ connId: 30, msgSeq: 2, tsNs: 2600 * MS, direction: SEND, role: Role.GB_ROLE_SERVER, spanId: 'cccccccccccccccc', payload: httpResp(body) }))));
+  c.tick(2700 * MS);
+  assert.equal(out.length, 1);
+  assert.equal(out[0].endReason, 'complete');
+  assert.equal(out[0].response?.endNs, 2600 * MS);
+});
+
+test('a response that pauses for idleNs ends its exchange at its last event', () => {
+  const { out, c } = run([
+    { connId: 31, msgSeq: 1, tsNs: 10 * MS, direction: SEND, payload: 'stream' },
+    { connId: 31, msgSeq: 2, tsNs: 20 * MS, direction: RECV, payload: 'part' },
+  ]);
+  c.tick(1000 * MS);
+  assert.equal(out.length, 0);
+  c.tick(1100 * MS);
+  assert.equal(out.length, 1);
+  assert.equal(out[0].endReason, 'idle');
+});
+
+test('a request never answered ends at the close, or unanswered after maxResponseWaitNs', () => {
+  const closed = run([
+    { connId: 32, msgSeq: 1, tsNs: 10 * MS, direction: SEND, payload: httpReq('/never') },
+    { connId: 32, msgSeq: 1, tsNs: 5000 * MS, type: EventType.GB_EV_CLOSE },
+  ]);
+  closed.c.tick(6000 * MS);
+  assert.equal(closed.out[0].endReason, 'close');
+  assert.equal(closed.out[0].endedNs, 5000 * MS, 'the span lasts until the close');
+  const waiting = run([{ connId: 33, msgSeq: 1, tsNs: 10 * MS, direction: SEND, payload: httpReq('/never') }], { maxResponseWaitNs: 60_000 * MS });
+  waiting.c.tick(59_000 * MS);
+  assert.equal(waiting.out.length, 0);
+  waiting.c.tick(61_000 * MS);
+  waiting.c.tick(62_000 * MS);
+  assert.equal(waiting.out.length, 1);
+  assert.equal(waiting.out[0].endReason, 'unanswered');
+  assert.equal(waiting.out[0].endedNs, 61_000 * MS);
+});
+
+test('idleness is judged by the events read: a tick at readUpToNs ends nothing whose next events are still unread', () => {
+  const { out, c } = run([
+    { connId: 34, msgSeq: 1, tsNs: 10 * MS, direction: SEND, payload: 'a' },
+    { connId: 34, msgSeq: 2, tsNs: 20 * MS, direction: RECV, payload: 'b' },
+    { connId: 35, msgSeq: 1, tsNs: 30 * MS, direction: SEND, payload: 'c' },
+  ]);
+  assert.equal(c.readUpToNs, 30 * MS);
+  // The agent stalled: the wall clock is far ahead, but a backlog is left, so it ticks at readUpToNs.
+  c.tick(c.readUpToNs);
+  assert.equal(out.length, 0);
+});
+
+test('a tick looks at a bounded number of connections; closed ones are all forgotten within a few ticks', () => {
+  const specs: EventSpec[] = [];
+  for (let i = 0; i < 5000; i++) {
+    specs.push({ connId: 1000 + i, msgSeq: 1, tsNs: 10 * MS, direction: SEND, payload: 'PING\r\n' });
+    specs.push({ connId: 1000 + i, msgSeq: 2, tsNs: 11 * MS, direction: RECV, payload: '+PONG\r\n' });
+    specs.push({ connId: 1000 + i, msgSeq: 2, tsNs: 12 * MS, type: EventType.GB_EV_CLOSE });
+  }
+  const { out, c } = run(specs);
+  c.tick(100 * MS);
+  assert.equal(out.length, 5000);
+  assert.ok(c.stats.connections > 0 && c.stats.connections < 5000, `one tick forgets a bounded number (${c.stats.connections} left)`);
+  for (let i = 0; i < 3; i++) c.tick(100 * MS);
+  assert.equal(c.stats.connections, 0);
+});
