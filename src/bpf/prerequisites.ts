@@ -35,16 +35,18 @@ function hasCap(caps: bigint, cap: number): boolean {
   return (caps & (1n << BigInt(cap))) !== 0n;
 }
 
+/**
+ * What the kernel checks is the effective capability set, not the user id:
+ * root in a container whose capabilities were dropped cannot load BPF
+ * either, and is refused here the same way.
+ */
 export function checkPrivileges(): Check {
   const caps = effectiveCaps();
-  const ok =
-    process.getuid?.() === 0 ||
-    hasCap(caps, CAP_SYS_ADMIN) ||
-    (hasCap(caps, CAP_BPF) && hasCap(caps, CAP_PERFMON) && hasCap(caps, CAP_NET_ADMIN));
+  const ok = hasCap(caps, CAP_SYS_ADMIN) || (hasCap(caps, CAP_BPF) && hasCap(caps, CAP_PERFMON) && hasCap(caps, CAP_NET_ADMIN));
   return {
     name: 'privileges',
     ok,
-    detail: ok ? 'root or CAP_BPF+CAP_PERFMON+CAP_NET_ADMIN' : 'not root and missing CAP_BPF, CAP_PERFMON or CAP_NET_ADMIN',
+    detail: ok ? 'root or CAP_BPF+CAP_PERFMON+CAP_NET_ADMIN' : `${process.getuid?.() === 0 ? 'root, but' : 'not root and'} missing CAP_BPF, CAP_PERFMON or CAP_NET_ADMIN`,
     fix: ok ? undefined : 'run as root (sudo gearbox …) or grant cap_bpf,cap_perfmon,cap_net_admin',
   };
 }
