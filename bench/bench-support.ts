@@ -25,7 +25,10 @@ export function requireRoot(): void {
 /** Commands a benchmark runs, found on PATH, or a clear error naming the package. */
 export function requireCommands(...commands: string[]): void {
   const missing = commands.filter((c) => which(c) === undefined);
-  if (missing.length) throw new Error(`the benchmark needs ${missing.join(', ')}: run scripts/setup.sh (or apt-get install ${missing.map((c) => (c === 'nginx' ? 'nginx-light' : c)).join(' ')})`);
+  if (missing.length)
+    throw new Error(
+      `the benchmark needs ${missing.join(', ')}: run scripts/setup.sh (or apt-get install ${missing.map((c) => (c === 'nginx' ? 'nginx-light' : c)).join(' ')})`,
+    );
 }
 
 /**
@@ -159,7 +162,7 @@ function heldProgramIds(pid: number): Set<number> {
   const ids = new Set<number>();
   const dir = `/proc/${pid}/fdinfo`;
   for (const fd of fs.readdirSync(dir)) {
-    let info = '';
+    let info: string;
     try {
       info = fs.readFileSync(path.join(dir, fd), 'utf8');
     } catch {
@@ -194,14 +197,21 @@ export function saveResults(section: string, value: unknown, partial = false): v
   const file = path.join(ROOT, 'bench', 'results.json');
   const prev = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : {};
   const kept = partial ? (prev[section] ?? {}) : {};
-  fs.writeFileSync(file, JSON.stringify({ ...prev, [section]: { ...kept, date: new Date().toISOString(), commit: headCommit(), ...(value as object) } }, null, 2) + '\n');
+  fs.writeFileSync(
+    file,
+    JSON.stringify({ ...prev, [section]: { ...kept, date: new Date().toISOString(), commit: headCommit(), ...(value as object) } }, null, 2) + '\n',
+  );
 }
 
 /** The checked-out commit (with "+changes" when the tree differs), for results; undefined outside a git checkout. */
 function headCommit(): string | undefined {
   try {
     const sha = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
     return dirty ? `${sha}+changes` : sha;
   } catch {
     return undefined;

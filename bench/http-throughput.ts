@@ -19,7 +19,24 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { keepAliveProxy, writeNginxConfig } from '../src/lab/nginx-config';
-import { BenchCgroups, OtlpSink, bpfProgramTimes, ROOT, cpuSeconds, median, minorFaults, requireCommands, requireRoot, rssMiB, saveResults, spawnInCgroup, startAgent, stopAgent, withBpfStats, type RunningAgent } from './bench-support';
+import {
+  BenchCgroups,
+  OtlpSink,
+  bpfProgramTimes,
+  ROOT,
+  cpuSeconds,
+  median,
+  minorFaults,
+  requireCommands,
+  requireRoot,
+  rssMiB,
+  saveResults,
+  spawnInCgroup,
+  startAgent,
+  stopAgent,
+  withBpfStats,
+  type RunningAgent,
+} from './bench-support';
 
 const ROUNDS = Number(process.env.BENCH_HTTP_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 10);
@@ -105,9 +122,18 @@ const REGIMES: Regime[] = [
   { id: 'saturated', label: 'closed loop (max throughput), default CPU budget (a tenth of the CPUs)' },
   { id: 'saturated_unlimited', label: 'closed loop, no CPU budget (--max-cpu 0): every request traced', agentArgs: ['--max-cpu', '0'] },
   { id: 'paced_1000', label: 'paced, ~1,000 req/s', rate: 1000 },
-  { id: 'paced_1000_otel_encoder', label: 'paced, ~1,000 req/s, spans encoded by the OpenTelemetry serializer (--otlp-encoder opentelemetry), for comparison', rate: 1000, agentArgs: ['--otlp-encoder', 'opentelemetry'] },
+  {
+    id: 'paced_1000_otel_encoder',
+    label: 'paced, ~1,000 req/s, spans encoded by the OpenTelemetry serializer (--otlp-encoder opentelemetry), for comparison',
+    rate: 1000,
+    agentArgs: ['--otlp-encoder', 'opentelemetry'],
+  },
   { id: 'paced_1000_idle_priority', label: 'paced, ~1,000 req/s, agent at --cpu-priority idle', rate: 1000, agentArgs: ['--cpu-priority', 'idle'] },
-  { id: 'saturated_sampled_1pct', label: 'closed loop, OTEL_TRACES_SAMPLER=traceidratio 0.01', sampler: { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.01' } },
+  {
+    id: 'saturated_sampled_1pct',
+    label: 'closed loop, OTEL_TRACES_SAMPLER=traceidratio 0.01',
+    sampler: { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.01' },
+  },
 ];
 
 /** A wrk script that waits between requests on each connection to offer ~`rate` req/s in all. */
@@ -159,7 +185,10 @@ async function main(): Promise<void> {
   const results: RegimeResult[] = [];
   let longRun: LongRun | undefined;
   try {
-    const upstreamConf = writeNginxConfig(path.join(tmp, 'upstream'), `  server { listen 127.0.0.1:${UPSTREAM_PORT}; location / { return 200 "hello from upstream\\n"; } }`);
+    const upstreamConf = writeNginxConfig(
+      path.join(tmp, 'upstream'),
+      `  server { listen 127.0.0.1:${UPSTREAM_PORT}; location / { return 200 "hello from upstream\\n"; } }`,
+    );
     const proxyConf = writeNginxConfig(path.join(tmp, 'proxy'), keepAliveProxy(`127.0.0.1:${PROXY_PORT}`, `127.0.0.1:${UPSTREAM_PORT}`));
     procs.push(startInCgroup(traced, 'nginx', ['-c', upstreamConf, '-p', path.join(tmp, 'upstream')], path.join(tmp, 'upstream.log')));
     procs.push(startInCgroup(traced, 'nginx', ['-c', proxyConf, '-p', path.join(tmp, 'proxy')], path.join(tmp, 'proxy.log')));
@@ -168,7 +197,9 @@ async function main(): Promise<void> {
     await runWrk(load, 2, REGIMES[0]); // warm up
     const only = process.env.BENCH_HTTP_REGIMES?.split(',');
     for (const regime of REGIMES.filter((r) => !only || only.includes(r.id))) {
-      console.log(`HTTP, ${regime.label}: wrk -t1 -c${CONNECTIONS} -d${SECONDS}s -> nginx (proxy, keepalive upstream) -> nginx; ${ROUNDS} rounds, traced/untraced alternating`);
+      console.log(
+        `HTTP, ${regime.label}: wrk -t1 -c${CONNECTIONS} -d${SECONDS}s -> nginx (proxy, keepalive upstream) -> nginx; ${ROUNDS} rounds, traced/untraced alternating`,
+      );
       const res: RegimeResult = { regime, off: [], on: [] };
       for (let r = 0; r < ROUNDS; r++) {
         for (const tracedFirst of r % 2 === 0 ? [false, true] : [true, false]) {
@@ -245,7 +276,12 @@ function finalCounters(agent: RunningAgent): AgentCounters {
   const line = agent.log.find((l) => l.includes('"msg":"detached"'));
   if (!line) return {};
   const d = JSON.parse(line);
-  return { eventsLost: d.kernel?.events_lost, spansDropped: d.export?.spansDropped, rootsSampled: d.kernel?.roots_sampled, rootsUnsampled: d.kernel?.roots_unsampled };
+  return {
+    eventsLost: d.kernel?.events_lost,
+    spansDropped: d.export?.spansDropped,
+    rootsSampled: d.kernel?.roots_sampled,
+    rootsUnsampled: d.kernel?.roots_unsampled,
+  };
 }
 
 /** Waits until the round's spans have arrived (or stopped coming). */
@@ -288,7 +324,9 @@ function previousLongRun(): unknown {
 function report(results: RegimeResult[], longRun: LongRun | undefined): void {
   const spread = (xs: number[], d = 3) => `${median(xs).toFixed(d)} (${Math.min(...xs).toFixed(d)}..${Math.max(...xs).toFixed(d)})`;
   const out: Record<string, unknown> = {};
-  console.log('| regime | throughput traced/untraced | p50 ratio | p99 ratio | agent CPU per request (3 spans) | agent CPU, cores | spans received / expected | agent RSS peak |');
+  console.log(
+    '| regime | throughput traced/untraced | p50 ratio | p99 ratio | agent CPU per request (3 spans) | agent CPU, cores | spans received / expected | agent RSS peak |',
+  );
   console.log('|---|---|---|---|---|---|---|---|');
   for (const { regime, off, on } of results) {
     const rps = on.map((b, i) => b.rps / off[i].rps);
@@ -322,7 +360,9 @@ function report(results: RegimeResult[], longRun: LongRun | undefined): void {
   if (longRun) {
     const first = median(longRun.rssSamplesMiB.slice(0, 6));
     const last = median(longRun.rssSamplesMiB.slice(-6));
-    console.log(`agent RSS over ${longRun.seconds} s of paced load: first minute ${first.toFixed(1)} MiB, last minute ${last.toFixed(1)} MiB, max ${Math.max(...longRun.rssSamplesMiB).toFixed(1)} MiB; ${longRun.spans} / ${longRun.requests * SPANS_PER_REQUEST} spans received; ${((longRun.agentCpuS * 1e6) / longRun.requests).toFixed(1)} us agent CPU per request`);
+    console.log(
+      `agent RSS over ${longRun.seconds} s of paced load: first minute ${first.toFixed(1)} MiB, last minute ${last.toFixed(1)} MiB, max ${Math.max(...longRun.rssSamplesMiB).toFixed(1)} MiB; ${longRun.spans} / ${longRun.requests * SPANS_PER_REQUEST} spans received; ${((longRun.agentCpuS * 1e6) / longRun.requests).toFixed(1)} us agent CPU per request`,
+    );
     out.longRun = { ...longRun, measuredAt: new Date().toISOString(), rssFirstMinuteMiB: first, rssLastMinuteMiB: last };
   } else {
     out.longRun = previousLongRun(); // a run without the long one (BENCH_LOAD_SECONDS=0) keeps the last one's figures

@@ -27,7 +27,20 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BenchCgroups, OtlpSink, buildSyscallLoop, cpuSeconds, median, requireRoot, rssMiB, saveResults, spawnInCgroup, startAgent, stopAgent, type RunningAgent } from './bench-support';
+import {
+  BenchCgroups,
+  OtlpSink,
+  buildSyscallLoop,
+  cpuSeconds,
+  median,
+  requireRoot,
+  rssMiB,
+  saveResults,
+  spawnInCgroup,
+  startAgent,
+  stopAgent,
+  type RunningAgent,
+} from './bench-support';
 
 const ROUNDS = Number(process.env.BENCH_OVERLOAD_ROUNDS ?? 3);
 const SCALE = Number(process.env.BENCH_OVERLOAD_SCALE ?? 1);
@@ -45,7 +58,13 @@ interface Regime {
 const REGIMES: Regime[] = [
   { id: 'tcp_stream', label: 'one endless message per storm (tcp)', kind: 'tcp', rounds: 4_000_000 * SCALE, agentArgs: [] },
   { id: 'rpc_budget', label: 'a new trace per round trip (rpc), default CPU budget', kind: 'rpc', rounds: 1_000_000 * SCALE, agentArgs: [] },
-  { id: 'rpc_no_budget', label: 'a new trace per round trip (rpc), no budget (--max-cpu 0)', kind: 'rpc', rounds: 1_000_000 * SCALE, agentArgs: ['--max-cpu', '0'] },
+  {
+    id: 'rpc_no_budget',
+    label: 'a new trace per round trip (rpc), no budget (--max-cpu 0)',
+    kind: 'rpc',
+    rounds: 1_000_000 * SCALE,
+    agentArgs: ['--max-cpu', '0'],
+  },
 ];
 const STATS_INTERVAL_MS = 1000;
 
@@ -111,9 +130,13 @@ function longestStatsGap(agent: RunningAgent, fromMs: number, toMs: number): num
 }
 
 async function tracedRound(bin: string, cgroup: string, regime: Regime, sink: OtlpSink): Promise<TracedRound> {
-  const agent = await startAgent(cgroup, ['--stats-interval-ms', String(STATS_INTERVAL_MS), '--metrics-port', '0', '--metrics-host', '127.0.0.1', ...regime.agentArgs], {
-    OTEL_EXPORTER_OTLP_ENDPOINT: sink.endpoint,
-  });
+  const agent = await startAgent(
+    cgroup,
+    ['--stats-interval-ms', String(STATS_INTERVAL_MS), '--metrics-port', '0', '--metrics-host', '127.0.0.1', ...regime.agentArgs],
+    {
+      OTEL_EXPORTER_OTLP_ENDPOINT: sink.endpoint,
+    },
+  );
   const pid = agent.proc.pid!;
   const url = `http://127.0.0.1:${metricsPort(agent)}/metrics`;
   const spans0 = await sink.count();
@@ -186,7 +209,9 @@ async function main(): Promise<void> {
     for (const regime of REGIMES.filter((r) => !only || only.includes(r.id))) {
       const off: StormResult[] = [];
       const on: TracedRound[] = [];
-      console.log(`Overload, ${regime.label}: ${STORMS} storms (three per CPU), ${regime.rounds.toLocaleString('en')} loop rounds in all, in the traced cgroup; ${ROUNDS} rounds, untraced and traced alternating`);
+      console.log(
+        `Overload, ${regime.label}: ${STORMS} storms (three per CPU), ${regime.rounds.toLocaleString('en')} loop rounds in all, in the traced cgroup; ${ROUNDS} rounds, untraced and traced alternating`,
+      );
       for (let r = 0; r < ROUNDS; r++) {
         for (const tracedNow of r % 2 === 0 ? [false, true] : [true, false]) {
           if (tracedNow) on.push(await tracedRound(bin, traced, regime, sink));
@@ -205,7 +230,16 @@ async function main(): Promise<void> {
       const readPerSecond = on.map((b) => b.eventsRead / b.seconds);
       const spread = (xs: number[], d: number) => `${median(xs).toFixed(d)} (${Math.min(...xs).toFixed(d)}..${Math.max(...xs).toFixed(d)})`;
       rows.push(
-        `| ${regime.label} | ${spread(ratio, 2)} | ${spread(readPerSecond.map((x) => x / 1000), 0)} k/s | ${spread(lostShare.map((x) => 100 * x), 1)} % | ${on.filter((b) => b.exact).length} of ${on.length} rounds | ${Math.max(...on.map((b) => b.scrapeMsMax)).toFixed(0)} ms (${on.reduce((s, b) => s + b.scrapeFailures, 0)} failed) | ${Math.max(...on.map((b) => b.statsGapMsMax))} ms | ${spread(on.map((b) => b.agentCpuS / b.seconds), 2)} | ${Math.max(...on.map((b) => b.agentRssMiBPeak)).toFixed(1)} MiB |`,
+        `| ${regime.label} | ${spread(ratio, 2)} | ${spread(
+          readPerSecond.map((x) => x / 1000),
+          0,
+        )} k/s | ${spread(
+          lostShare.map((x) => 100 * x),
+          1,
+        )} % | ${on.filter((b) => b.exact).length} of ${on.length} rounds | ${Math.max(...on.map((b) => b.scrapeMsMax)).toFixed(0)} ms (${on.reduce((s, b) => s + b.scrapeFailures, 0)} failed) | ${Math.max(...on.map((b) => b.statsGapMsMax))} ms | ${spread(
+          on.map((b) => b.agentCpuS / b.seconds),
+          2,
+        )} | ${Math.max(...on.map((b) => b.agentRssMiBPeak)).toFixed(1)} MiB |`,
       );
       out[regime.id] = {
         label: regime.label,
@@ -228,7 +262,9 @@ async function main(): Promise<void> {
     await sink.stop();
     fs.rmSync(tmp, { recursive: true, force: true });
   }
-  console.log('| regime | storm time per call traced/untraced | events read by the agent | events lost (kernel counter), share | loss counted exactly (read = handed over) | /metrics latency during the storm, max | longest gap between 1-s stats lines | agent CPU, cores | agent RSS peak |');
+  console.log(
+    '| regime | storm time per call traced/untraced | events read by the agent | events lost (kernel counter), share | loss counted exactly (read = handed over) | /metrics latency during the storm, max | longest gap between 1-s stats lines | agent CPU, cores | agent RSS peak |',
+  );
   console.log('|---|---|---|---|---|---|---|---|---|');
   for (const row of rows) console.log(row);
   saveResults('overload', { rounds: ROUNDS, ...out }, process.env.BENCH_OVERLOAD_REGIMES !== undefined);

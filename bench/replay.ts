@@ -94,7 +94,9 @@ async function main(): Promise<void> {
     let received = 0;
     for (let i = 0; i < 3; i++) {
       const Exporter = stage === 'export' ? OtlpGrpcSpanExporter : stage === 'export-otel' ? OTLPTraceExporter : undefined;
-      const pipeline = Exporter && createSpanPipeline(log, new Exporter({ url: receiver.endpoint }), { maxQueueSize: QUEUE, maxExportBatchSize: 2048, scheduledDelayMillis: 50 });
+      const pipeline =
+        Exporter &&
+        createSpanPipeline(log, new Exporter({ url: receiver.endpoint }), { maxQueueSize: QUEUE, maxExportBatchSize: 2048, scheduledDelayMillis: 50 });
       const before = await receiver.count();
       last = await run(stage, pipeline);
       if (pipeline) {
@@ -111,8 +113,18 @@ async function main(): Promise<void> {
       export: 'decode + correlate + export over OTLP/gRPC, spans written from the exchanges (all received)',
       'export-otel': '  the same with the OpenTelemetry serializer (for comparison)',
     }[stage];
-    console.log(`${label}: ${last.events} events (${last.spans} ${stage === 'correlate' ? 'exchanges' : 'spans'}) per run; median ${Math.round(median(rates)).toLocaleString('en')} events/s (min ${Math.round(Math.min(...rates)).toLocaleString('en')}, max ${Math.round(Math.max(...rates)).toLocaleString('en')}); ${median(cpuPerSpan).toFixed(1)} µs of this process's CPU per ${stage === 'correlate' ? 'exchange' : 'span'}`);
-    results[stage] = { eventsPerRun: last.events, spansPerRun: last.spans, eventsPerSecond: median(rates), min: Math.min(...rates), max: Math.max(...rates), cpuMicrosPerSpan: median(cpuPerSpan), ...(stage.startsWith('export') ? { spansReceived: received } : {}) };
+    console.log(
+      `${label}: ${last.events} events (${last.spans} ${stage === 'correlate' ? 'exchanges' : 'spans'}) per run; median ${Math.round(median(rates)).toLocaleString('en')} events/s (min ${Math.round(Math.min(...rates)).toLocaleString('en')}, max ${Math.round(Math.max(...rates)).toLocaleString('en')}); ${median(cpuPerSpan).toFixed(1)} µs of this process's CPU per ${stage === 'correlate' ? 'exchange' : 'span'}`,
+    );
+    results[stage] = {
+      eventsPerRun: last.events,
+      spansPerRun: last.spans,
+      eventsPerSecond: median(rates),
+      min: Math.min(...rates),
+      max: Math.max(...rates),
+      cpuMicrosPerSpan: median(cpuPerSpan),
+      ...(stage.startsWith('export') ? { spansReceived: received } : {}),
+    };
   }
   await receiver.stop();
   if (STAGES.length === ALL_STAGES.length) saveResults('replay', { rounds, recordings: files, ...results });

@@ -127,14 +127,23 @@ async function chain(): Promise<void> {
       const sample: Sample = { t: Math.round((Date.now() - start) / 1000), rssMiB: {}, maps: {}, spansReceived: await sink.count() };
       for (const a of agents) {
         sample.rssMiB[a.host.name] = rssMiB(a.proc.pid!);
-        const line = a.log().split('\n').filter((l) => l.includes('"msg":"stats"')).pop();
+        const line = a
+          .log()
+          .split('\n')
+          .filter((l) => l.includes('"msg":"stats"'))
+          .pop();
         const maps = line ? (JSON.parse(line).maps as Record<string, { entries: number }>) : {};
         sample.maps[a.host.name] = Object.fromEntries(Object.entries(maps).map(([k, v]) => [k, v.entries]));
       }
       samples.push(sample);
       const sum = (m: string) => Object.values(sample.maps).reduce((acc, x) => acc + (x[m] ?? 0), 0);
       console.log(
-        `${String(sample.t).padStart(5)}  ${Object.values(sample.rssMiB).map((r) => r.toFixed(1)).join('/').padEnd(24)}  ${String(sum('conn_map')).padStart(8)}  ${String(sum('thread_state_map')).padStart(16)}  ${String(sum('pending_map')).padStart(11)}  ${String(sum('seen_process_map')).padStart(16)}  ${sample.spansReceived}`,
+        `${String(sample.t).padStart(5)}  ${Object.values(sample.rssMiB)
+          .map((r) => r.toFixed(1))
+          .join('/')
+          .padEnd(
+            24,
+          )}  ${String(sum('conn_map')).padStart(8)}  ${String(sum('thread_state_map')).padStart(16)}  ${String(sum('pending_map')).padStart(11)}  ${String(sum('seen_process_map')).padStart(16)}  ${sample.spansReceived}`,
       );
     }
   } finally {
@@ -169,7 +178,9 @@ function verdict(samples: Sample[]): void {
       if (lb > ea * 1.5 + 16) problems.push(`${host}: ${m} grew ${ea} -> ${lb}`);
     }
   }
-  console.log(problems.length ? `NOT FLAT:\n  ${problems.join('\n  ')}` : `flat: RSS within 10 % and map occupancy bounded over ${samples[samples.length - 1].t} s`);
+  console.log(
+    problems.length ? `NOT FLAT:\n  ${problems.join('\n  ')}` : `flat: RSS within 10 % and map occupancy bounded over ${samples[samples.length - 1].t} s`,
+  );
   saveResults('soak', { seconds: samples[samples.length - 1].t, flat: problems.length === 0, problems, report, samples });
   fs.writeFileSync(path.join(ROOT, 'test-logs', 'soak', 'samples.json'), JSON.stringify(samples, null, 1));
   if (problems.length) process.exitCode = 1;

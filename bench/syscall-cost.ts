@@ -65,7 +65,15 @@ async function main(): Promise<void> {
       HOOKS.map((h) => {
         const on = samples[c.id][h];
         const diffs = off.map((o, i) => on[i] - o);
-        return [h, { tracedNsPerCall: median(on), addedNsPerCall: median(diffs), addedSpread: [Math.min(...diffs), Math.max(...diffs)], ratio: median(on) / median(off) }];
+        return [
+          h,
+          {
+            tracedNsPerCall: median(on),
+            addedNsPerCall: median(diffs),
+            addedSpread: [Math.min(...diffs), Math.max(...diffs)],
+            ratio: median(on) / median(off),
+          },
+        ];
       }),
     );
     return { case: c.id, label: c.label, untracedNsPerCall: median(off), hooks };

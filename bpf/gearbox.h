@@ -23,9 +23,9 @@ enum gb_constants {
 };
 
 enum gb_event_type {
-	GB_EV_DATA = 1,  /* one read or write on a traced TCP socket */
+	GB_EV_DATA = 1,	 /* one read or write on a traced TCP socket */
 	GB_EV_CLOSE = 2, /* the connection reached TCP_CLOSE */
-	GB_EV_PROC = 3,  /* first traffic of a process: its environment and arguments */
+	GB_EV_PROC = 3,	 /* first traffic of a process: its environment and arguments */
 };
 
 enum gb_direction {
@@ -40,12 +40,12 @@ enum gb_role {
 };
 
 enum gb_event_flag {
-	GB_F_MSG_START = 1,     /* first syscall of a message; payload head attached */
-	GB_F_SAMPLED = 2,       /* the span's context is sampled */
-	GB_F_REMOTE_PARENT = 4, /* parent came from the peer's TCP option */
-	GB_F_HAS_PARENT = 8,    /* parent_span_id is valid */
-	GB_F_ROLE_INFERRED = 16,/* role guessed from the first direction of data */
-	GB_F_PIPELINED = 32,    /* a request that arrived pipelined behind another: no data of its own */
+	GB_F_MSG_START = 1,	 /* first syscall of a message; payload head attached */
+	GB_F_SAMPLED = 2,	 /* the span's context is sampled */
+	GB_F_REMOTE_PARENT = 4,	 /* parent came from the peer's TCP option */
+	GB_F_HAS_PARENT = 8,	 /* parent_span_id is valid */
+	GB_F_ROLE_INFERRED = 16, /* role guessed from the first direction of data */
+	GB_F_PIPELINED = 32,	 /* a request that arrived pipelined behind another: no data of its own */
 };
 
 /* Pipelined request k (k >= 1) of a message gets ids derived from the first
@@ -71,21 +71,21 @@ enum gb_syscall {
 /* Indices into the per-CPU `counters` map. */
 enum gb_counter {
 	GB_CNT_EVENTS_SENT = 0,
-	GB_CNT_EVENTS_LOST = 1,        /* ring buffer full: bpf_ringbuf_reserve failed */
-	GB_CNT_OPT_WRITTEN = 2,        /* options written on outgoing segments */
+	GB_CNT_EVENTS_LOST = 1,	       /* ring buffer full: bpf_ringbuf_reserve failed */
+	GB_CNT_OPT_WRITTEN = 2,	       /* options written on outgoing segments */
 	GB_CNT_OPT_RESERVE_FAILED = 3, /* no room in the TCP header (e.g. SACK blocks) */
 	GB_CNT_OPT_RECEIVED = 4,       /* valid options parsed */
-	GB_CNT_OPT_BAD_LEN = 5,        /* our ExID with a length other than 28 */
+	GB_CNT_OPT_BAD_LEN = 5,	       /* our ExID with a length other than 28 */
 	GB_CNT_OPT_BAD_EXID = 6,       /* kind 253 with an ExID that is not ours */
-	GB_CNT_OPT_ZERO_ID = 7,        /* all-zero trace id or span id */
+	GB_CNT_OPT_ZERO_ID = 7,	       /* all-zero trace id or span id */
 	GB_CNT_OPT_BAD_SEGMENT = 8,    /* our option on SYN or RST, or a truncated option */
-	GB_CNT_CTX_ADOPTED = 9,        /* server spans that adopted a propagated parent */
+	GB_CNT_CTX_ADOPTED = 9,	       /* server spans that adopted a propagated parent */
 	GB_CNT_CONN_EVICTED = 10,      /* reserved: connection state evicted by LRU */
 	GB_CNT_EXISTING_ENABLED = 11,  /* connections opened before the agent, given option callbacks */
 	GB_CNT_OPT_UNTRUSTED = 12,     /* valid options from peers outside --trust-peers, ignored */
 	GB_CNT_ROOTS_SAMPLED = 13,     /* new traces (root spans) this host decided to sample */
 	GB_CNT_ROOTS_UNSAMPLED = 14,   /* ... and not to sample */
-	GB_CNT_WAKEUPS = 15,           /* ring-buffer wakeups forced (at most one per millisecond per CPU) */
+	GB_CNT_WAKEUPS = 15,	       /* ring-buffer wakeups forced (at most one per millisecond per CPU) */
 	GB_CNT_ROOTS_CAPPED = 16,      /* new traces the ratio chose but the rate cap refused (counted unsampled too) */
 	GB_CNT__MAX = 17,
 };
@@ -121,17 +121,17 @@ struct gb_span_ctx {
 /* Header of every ring-buffer record. A DATA record with GB_F_MSG_START is
  * followed by GB_PAYLOAD_MAX bytes of which payload_len are valid. */
 struct gb_event {
-	__u8 type;      /* gb_event_type */
+	__u8 type;	/* gb_event_type */
 	__u8 direction; /* gb_direction */
-	__u8 role;      /* gb_role */
-	__u8 flags;     /* gb_event_flag */
-	__u32 pid;      /* tgid */
+	__u8 role;	/* gb_role */
+	__u8 flags;	/* gb_event_flag */
+	__u32 pid;	/* tgid */
 	__u32 tid;
-	__u32 msg_seq;  /* per-connection message number; +1 on every direction flip */
-	__u64 conn_id;  /* random per connection (53 bits, safe as a JS number) */
-	__u64 ts_ns;    /* CLOCK_TAI less gb_config.stamp_base_ns (see stamp_clock) */
-	__u64 bytes;    /* bytes moved by this syscall */
-	__u16 syscall;  /* gb_syscall */
+	__u32 msg_seq; /* per-connection message number; +1 on every direction flip */
+	__u64 conn_id; /* random per connection (53 bits, safe as a JS number) */
+	__u64 ts_ns;   /* CLOCK_TAI less gb_config.stamp_base_ns (see stamp_clock) */
+	__u64 bytes;   /* bytes moved by this syscall */
+	__u16 syscall; /* gb_syscall */
 	__u16 payload_len;
 	__u16 pipeline_idx; /* k of a GB_F_PIPELINED request */
 	__u16 conn_lost;    /* events of this connection the ring buffer could not take so far (mod 2^16) */
@@ -139,7 +139,7 @@ struct gb_event {
 	__u8 trace_id[16];
 	__u8 span_id[8];
 	__u8 parent_span_id[8];
-	char comm[16];  /* task comm, filled on GB_F_MSG_START records only */
+	char comm[16]; /* task comm, filled on GB_F_MSG_START records only */
 };
 
 struct gb_event_with_payload {
@@ -159,18 +159,18 @@ struct gb_proc_event {
 
 /* Agent configuration, set in .rodata before load. */
 struct gb_config {
-	__u32 agent_tgid;      /* never trace the agent itself */
-	__u32 filter_cgroup;   /* 1: only tasks under the cgroup in scope_cgroup[0] */
-	__u64 idle_ns;         /* a pause this long starts a new request message */
+	__u32 agent_tgid;	    /* never trace the agent itself */
+	__u32 filter_cgroup;	    /* 1: only tasks under the cgroup in scope_cgroup[0] */
+	__u64 idle_ns;		    /* a pause this long starts a new request message */
 	__u64 ringbuf_wakeup_bytes; /* wake the agent only when this much is queued */
-	__u64 scope_cgroup_id;  /* cgroup v2 id (inode) of the scope, for socket iterators */
-	__u32 scope_cgroup_level; /* its depth below the cgroup v2 root */
-	__u16 ephemeral_lo;     /* net.ipv4.ip_local_port_range, to tell the roles of */
-	__u16 ephemeral_hi;     /* connections whose handshake sockops never saw */
-	__u32 exclude_comms;    /* entries in excluded_comm_map (processes never traced) */
-	__u32 trust_peers;      /* 1: accept context only from addresses in trusted_peer_map */
-	__u64 ns_per_tick;      /* the kernel's tick (1e9 / CONFIG_HZ), for timing pauses; 0: unknown */
-	__u64 stamp_base_ns;    /* events are stamped CLOCK_TAI less this (see stamp_clock) */
+	__u64 scope_cgroup_id;	    /* cgroup v2 id (inode) of the scope, for socket iterators */
+	__u32 scope_cgroup_level;   /* its depth below the cgroup v2 root */
+	__u16 ephemeral_lo;	    /* net.ipv4.ip_local_port_range, to tell the roles of */
+	__u16 ephemeral_hi;	    /* connections whose handshake sockops never saw */
+	__u32 exclude_comms;	    /* entries in excluded_comm_map (processes never traced) */
+	__u32 trust_peers;	    /* 1: accept context only from addresses in trusted_peer_map */
+	__u64 ns_per_tick;	    /* the kernel's tick (1e9 / CONFIG_HZ), for timing pauses; 0: unknown */
+	__u64 stamp_base_ns;	    /* events are stamped CLOCK_TAI less this (see stamp_clock) */
 };
 
 /* The cap on new sampled traces (root_cap, set by the agent): a token

@@ -454,7 +454,8 @@ static __always_inline void note_process(__u64 pid_tgid, __u64 now)
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct mm_struct *mm = BPF_CORE_READ(task, mm);
 	e->env_len = read_user_range(e->env, BPF_CORE_READ(mm, env_start), BPF_CORE_READ(mm, env_end), GB_PROC_ENV_MAX);
-	e->args_len = read_user_range(e->args, BPF_CORE_READ(mm, arg_start), BPF_CORE_READ(mm, arg_end), GB_PROC_ARGS_MAX);
+	e->args_len =
+		read_user_range(e->args, BPF_CORE_READ(mm, arg_start), BPF_CORE_READ(mm, arg_end), GB_PROC_ARGS_MAX);
 	bpf_ringbuf_submit(e, 0); /* wake the agent: the process may be short-lived */
 	count(GB_CNT_EVENTS_SENT);
 }

@@ -24,7 +24,7 @@ int gb_map_counts(struct bpf_iter__bpf_map *ctx)
 	__u32 type = map->map_type;
 	if (type != BPF_MAP_TYPE_HASH && type != BPF_MAP_TYPE_LRU_HASH)
 		return 0;
-	struct gb_map_count rec = { .map_id = map->id, .entries = -1 };
+	struct gb_map_count rec = {.map_id = map->id, .entries = -1};
 	if (bpf_map_sum_elem_count)
 		rec.entries = bpf_map_sum_elem_count(map);
 	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));

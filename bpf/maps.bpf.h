@@ -68,8 +68,8 @@ struct gb_conn_state {
 	__u8 start_pending; /* the next emitted event opens a message */
 	__u8 role_inferred;
 	struct gb_span_ctx ctx; /* context of the exchange in progress */
-	__u64 pending_owner;    /* server: thread whose queue holds the request */
-	__u32 pending_idx;      /* ... and its position there */
+	__u64 pending_owner;	/* server: thread whose queue holds the request */
+	__u32 pending_idx;	/* ... and its position there */
 	__u32 pending_valid;
 	/* server: the propagated context of the last request read, and how many
 	 * more requests its read held (HTTP/1.1 pipelining) */
@@ -157,9 +157,9 @@ struct gb_conn_view {
 /* Syscall arguments saved at enter, used at exit (task-local storage: no
  * hash update or delete per syscall, freed with the thread). */
 struct gb_io_args {
-	__u64 buf;     /* user buffer, iovec, msghdr or mmsghdr pointer */
-	__u64 sk;      /* struct sock * resolved at enter */
-	__u64 ts;      /* enter time: a send is stamped when its data is handed over */
+	__u64 buf; /* user buffer, iovec, msghdr or mmsghdr pointer */
+	__u64 sk;  /* struct sock * resolved at enter */
+	__u64 ts;  /* enter time: a send is stamped when its data is handed over */
 	struct gb_tuple tuple;
 	__u16 syscall; /* 0: nothing saved */
 	__u8 start;    /* a send that opens a message */
@@ -189,7 +189,6 @@ struct {
 	__type(key, struct gb_tuple);
 	__type(value, struct gb_peer_ctx);
 } peer_context_map SEC(".maps") __weak;
-
 
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);

@@ -25,14 +25,22 @@ static __always_inline void tuple_from_skops(struct bpf_sock_ops *s, struct gb_t
 		set_v4mapped(t->remote_addr, s->remote_ip4);
 	} else {
 		__u32 w;
-		w = s->local_ip6[0]; __builtin_memcpy(t->local_addr + 0, &w, 4);
-		w = s->local_ip6[1]; __builtin_memcpy(t->local_addr + 4, &w, 4);
-		w = s->local_ip6[2]; __builtin_memcpy(t->local_addr + 8, &w, 4);
-		w = s->local_ip6[3]; __builtin_memcpy(t->local_addr + 12, &w, 4);
-		w = s->remote_ip6[0]; __builtin_memcpy(t->remote_addr + 0, &w, 4);
-		w = s->remote_ip6[1]; __builtin_memcpy(t->remote_addr + 4, &w, 4);
-		w = s->remote_ip6[2]; __builtin_memcpy(t->remote_addr + 8, &w, 4);
-		w = s->remote_ip6[3]; __builtin_memcpy(t->remote_addr + 12, &w, 4);
+		w = s->local_ip6[0];
+		__builtin_memcpy(t->local_addr + 0, &w, 4);
+		w = s->local_ip6[1];
+		__builtin_memcpy(t->local_addr + 4, &w, 4);
+		w = s->local_ip6[2];
+		__builtin_memcpy(t->local_addr + 8, &w, 4);
+		w = s->local_ip6[3];
+		__builtin_memcpy(t->local_addr + 12, &w, 4);
+		w = s->remote_ip6[0];
+		__builtin_memcpy(t->remote_addr + 0, &w, 4);
+		w = s->remote_ip6[1];
+		__builtin_memcpy(t->remote_addr + 4, &w, 4);
+		w = s->remote_ip6[2];
+		__builtin_memcpy(t->remote_addr + 8, &w, 4);
+		w = s->remote_ip6[3];
+		__builtin_memcpy(t->remote_addr + 12, &w, 4);
 	}
 	t->local_port = (__u16)s->local_port;
 	t->remote_port = (__u16)bpf_ntohl(s->remote_port);
@@ -264,7 +272,7 @@ static __always_inline void parse_option(struct bpf_sock_ops *s)
 	if (gb_cfg.trust_peers) {
 		/* Only trusted networks may steer this host's traces; from anyone
 		 * else a new trace starts here. */
-		struct gb_peer_prefix k = { .prefixlen = 128 };
+		struct gb_peer_prefix k = {.prefixlen = 128};
 		__builtin_memcpy(k.addr, t.remote_addr, 16);
 		if (!bpf_map_lookup_elem(&trusted_peer_map, &k)) {
 			count(GB_CNT_OPT_UNTRUSTED);
@@ -279,12 +287,12 @@ static __always_inline void parse_option(struct bpf_sock_ops *s)
  * count an option of ours on it here. */
 static __always_inline void count_syn_option(struct bpf_sock_ops *s)
 {
-	__u8 buf[40] = { GB_TCP_OPT_KIND, 4, GB_EXID_SAMPLED >> 8, GB_EXID_SAMPLED & 0xff };
+	__u8 buf[40] = {GB_TCP_OPT_KIND, 4, GB_EXID_SAMPLED >> 8, GB_EXID_SAMPLED & 0xff};
 	if (bpf_load_hdr_opt(s, buf, sizeof(buf), BPF_LOAD_HDR_OPT_TCP_SYN) > 0) {
 		count(GB_CNT_OPT_BAD_SEGMENT);
 		return;
 	}
-	__u8 buf2[40] = { GB_TCP_OPT_KIND, 4, GB_EXID_UNSAMPLED >> 8, GB_EXID_UNSAMPLED & 0xff };
+	__u8 buf2[40] = {GB_TCP_OPT_KIND, 4, GB_EXID_UNSAMPLED >> 8, GB_EXID_UNSAMPLED & 0xff};
 	if (bpf_load_hdr_opt(s, buf2, sizeof(buf2), BPF_LOAD_HDR_OPT_TCP_SYN) > 0)
 		count(GB_CNT_OPT_BAD_SEGMENT);
 }
@@ -358,4 +366,3 @@ int gearbox_sockops(struct bpf_sock_ops *s)
 	}
 	return 1;
 }
-

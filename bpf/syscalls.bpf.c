@@ -119,16 +119,16 @@ static __always_inline int on_exit_connect(long ret)
 /* ---- per-syscall tracepoints ---- */
 
 #define FLAGS_ARG(ctx, i) ((i) == 2 ? (ctx)->args[2] : (i) == 3 ? (ctx)->args[3] : 0) /* constant-folded */
-#define GB_SYSCALL(name, sc, dir, flags_arg)                                                       \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                                                \
-	int gb_enter_##name(struct trace_event_raw_sys_enter *ctx)                                  \
-	{                                                                                          \
-		return on_enter(sc, dir, ctx->args[0], ctx->args[1], FLAGS_ARG(ctx, flags_arg));    \
-	}                                                                                          \
-	SEC("tracepoint/syscalls/sys_exit_" #name)                                                 \
-	int gb_exit_##name(struct trace_event_raw_sys_exit *ctx)                                    \
-	{                                                                                          \
-		return on_exit(sc, dir, ctx->ret);                                                 \
+#define GB_SYSCALL(name, sc, dir, flags_arg)                                                     \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                              \
+	int gb_enter_##name(struct trace_event_raw_sys_enter *ctx)                               \
+	{                                                                                        \
+		return on_enter(sc, dir, ctx->args[0], ctx->args[1], FLAGS_ARG(ctx, flags_arg)); \
+	}                                                                                        \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                               \
+	int gb_exit_##name(struct trace_event_raw_sys_exit *ctx)                                 \
+	{                                                                                        \
+		return on_exit(sc, dir, ctx->ret);                                               \
 	}
 
 GB_SYSCALL(read, GB_SC_READ, GB_DIR_RECV, -1)
@@ -159,8 +159,17 @@ int gb_exit_connect(struct trace_event_raw_sys_exit *ctx)
 /* The kernel's syscall numbers (asm/unistd_64.h) and argument registers. */
 #if defined(__TARGET_ARCH_x86)
 enum {
-	NR_read = 0, NR_write = 1, NR_readv = 19, NR_writev = 20, NR_connect = 42, NR_sendto = 44,
-	NR_recvfrom = 45, NR_sendmsg = 46, NR_recvmsg = 47, NR_recvmmsg = 299, NR_sendmmsg = 307,
+	NR_read = 0,
+	NR_write = 1,
+	NR_readv = 19,
+	NR_writev = 20,
+	NR_connect = 42,
+	NR_sendto = 44,
+	NR_recvfrom = 45,
+	NR_sendmsg = 46,
+	NR_recvmsg = 47,
+	NR_recvmmsg = 299,
+	NR_sendmmsg = 307,
 };
 #define SYSCALL_NR(regs) ((regs)->orig_ax)
 #define SYSCALL_ARG0(regs) ((regs)->di)
@@ -173,8 +182,17 @@ enum {
 #define COMPAT_TASK() (bpf_get_current_task_btf()->thread_info.status & TS_COMPAT)
 #elif defined(__TARGET_ARCH_arm64)
 enum {
-	NR_read = 63, NR_write = 64, NR_readv = 65, NR_writev = 66, NR_connect = 203, NR_sendto = 206,
-	NR_recvfrom = 207, NR_sendmsg = 211, NR_recvmsg = 212, NR_recvmmsg = 243, NR_sendmmsg = 269,
+	NR_read = 63,
+	NR_write = 64,
+	NR_readv = 65,
+	NR_writev = 66,
+	NR_connect = 203,
+	NR_sendto = 206,
+	NR_recvfrom = 207,
+	NR_sendmsg = 211,
+	NR_recvmsg = 212,
+	NR_recvmmsg = 243,
+	NR_sendmmsg = 269,
 };
 #define SYSCALL_NR(regs) ((regs)->syscallno)
 #define SYSCALL_ARG0(regs) ((regs)->orig_x0)
@@ -193,16 +211,44 @@ int BPF_PROG(gb_sys_enter, struct pt_regs *regs, long id)
 	__u8 dir = GB_DIR_RECV;
 	__u64 flags = 0;
 	switch (id) {
-	case NR_read: sc = GB_SC_READ; break;
-	case NR_readv: sc = GB_SC_READV; break;
-	case NR_recvfrom: sc = GB_SC_RECVFROM; flags = SYSCALL_ARG3(regs); break;
-	case NR_recvmsg: sc = GB_SC_RECVMSG; flags = SYSCALL_ARG2(regs); break;
-	case NR_recvmmsg: sc = GB_SC_RECVMMSG; flags = SYSCALL_ARG3(regs); break;
-	case NR_write: sc = GB_SC_WRITE; dir = GB_DIR_SEND; break;
-	case NR_writev: sc = GB_SC_WRITEV; dir = GB_DIR_SEND; break;
-	case NR_sendto: sc = GB_SC_SENDTO; dir = GB_DIR_SEND; break;
-	case NR_sendmsg: sc = GB_SC_SENDMSG; dir = GB_DIR_SEND; break;
-	case NR_sendmmsg: sc = GB_SC_SENDMMSG; dir = GB_DIR_SEND; break;
+	case NR_read:
+		sc = GB_SC_READ;
+		break;
+	case NR_readv:
+		sc = GB_SC_READV;
+		break;
+	case NR_recvfrom:
+		sc = GB_SC_RECVFROM;
+		flags = SYSCALL_ARG3(regs);
+		break;
+	case NR_recvmsg:
+		sc = GB_SC_RECVMSG;
+		flags = SYSCALL_ARG2(regs);
+		break;
+	case NR_recvmmsg:
+		sc = GB_SC_RECVMMSG;
+		flags = SYSCALL_ARG3(regs);
+		break;
+	case NR_write:
+		sc = GB_SC_WRITE;
+		dir = GB_DIR_SEND;
+		break;
+	case NR_writev:
+		sc = GB_SC_WRITEV;
+		dir = GB_DIR_SEND;
+		break;
+	case NR_sendto:
+		sc = GB_SC_SENDTO;
+		dir = GB_DIR_SEND;
+		break;
+	case NR_sendmsg:
+		sc = GB_SC_SENDMSG;
+		dir = GB_DIR_SEND;
+		break;
+	case NR_sendmmsg:
+		sc = GB_SC_SENDMMSG;
+		dir = GB_DIR_SEND;
+		break;
 	case NR_connect:
 		return COMPAT_TASK() ? 0 : on_enter_connect(SYSCALL_ARG0(regs));
 	default:
@@ -222,20 +268,47 @@ int BPF_PROG(gb_sys_exit, struct pt_regs *regs, long ret)
 	__u16 sc;
 	__u8 dir = GB_DIR_RECV;
 	switch (SYSCALL_NR(regs)) {
-	case NR_read: sc = GB_SC_READ; break;
-	case NR_readv: sc = GB_SC_READV; break;
-	case NR_recvfrom: sc = GB_SC_RECVFROM; break;
-	case NR_recvmsg: sc = GB_SC_RECVMSG; break;
-	case NR_recvmmsg: sc = GB_SC_RECVMMSG; break;
-	case NR_write: sc = GB_SC_WRITE; dir = GB_DIR_SEND; break;
-	case NR_writev: sc = GB_SC_WRITEV; dir = GB_DIR_SEND; break;
-	case NR_sendto: sc = GB_SC_SENDTO; dir = GB_DIR_SEND; break;
-	case NR_sendmsg: sc = GB_SC_SENDMSG; dir = GB_DIR_SEND; break;
-	case NR_sendmmsg: sc = GB_SC_SENDMMSG; dir = GB_DIR_SEND; break;
-	case NR_connect: return on_exit_connect(ret);
-	default: return 0;
+	case NR_read:
+		sc = GB_SC_READ;
+		break;
+	case NR_readv:
+		sc = GB_SC_READV;
+		break;
+	case NR_recvfrom:
+		sc = GB_SC_RECVFROM;
+		break;
+	case NR_recvmsg:
+		sc = GB_SC_RECVMSG;
+		break;
+	case NR_recvmmsg:
+		sc = GB_SC_RECVMMSG;
+		break;
+	case NR_write:
+		sc = GB_SC_WRITE;
+		dir = GB_DIR_SEND;
+		break;
+	case NR_writev:
+		sc = GB_SC_WRITEV;
+		dir = GB_DIR_SEND;
+		break;
+	case NR_sendto:
+		sc = GB_SC_SENDTO;
+		dir = GB_DIR_SEND;
+		break;
+	case NR_sendmsg:
+		sc = GB_SC_SENDMSG;
+		dir = GB_DIR_SEND;
+		break;
+	case NR_sendmmsg:
+		sc = GB_SC_SENDMMSG;
+		dir = GB_DIR_SEND;
+		break;
+	case NR_connect:
+		return on_exit_connect(ret);
+	default:
+		return 0;
 	}
 	return dir == GB_DIR_SEND ? on_exit(sc, GB_DIR_SEND, ret) : on_exit(sc, GB_DIR_RECV, ret);
 }
 
-char LICENSE[] SEC("license") = "Dual BSD/GPL";
+char LICENSE[] SEC("license") = "GPL";

@@ -59,12 +59,12 @@ struct gb_thread_state {
 	struct gb_thread_ctx dispatch;
 	struct gb_thread_ctx continuation;
 	__u64 response_conn_id;
-	__u32 pending_head;  /* oldest position that may still be queued */
-	__u32 pending_tail;  /* next position to use */
-	__u32 dispatch_idx;  /* queue position of `dispatch`, if it came from a request read */
+	__u32 pending_head; /* oldest position that may still be queued */
+	__u32 pending_tail; /* next position to use */
+	__u32 dispatch_idx; /* queue position of `dispatch`, if it came from a request read */
 	__u8 last_event;
 	__u8 dispatch_queued;
-	__u8 pipelined;      /* the request read last came with pipelined ones behind it */
+	__u8 pipelined; /* the request read last came with pipelined ones behind it */
 	__u8 _pad;
 	struct gb_tuple server_tuple; /* connection of the request read last */
 };
@@ -85,7 +85,8 @@ struct {
 } pending_map SEC(".maps") __weak;
 
 /* A valid thread context for span `span_id` of trace `trace_id`. */
-static __always_inline void thread_ctx_set(struct gb_thread_ctx *dst, const __u8 *trace_id, const __u8 *span_id, __u8 flags)
+static __always_inline void thread_ctx_set(struct gb_thread_ctx *dst, const __u8 *trace_id, const __u8 *span_id,
+					   __u8 flags)
 {
 	__builtin_memcpy(dst->trace_id, trace_id, 16);
 	__builtin_memcpy(dst->span_id, span_id, 8);
@@ -117,7 +118,7 @@ static __always_inline int pending_queued(struct gb_thread_state *ts, __u64 pid_
 {
 	if (ts->dispatch_queued && idx == ts->dispatch_idx)
 		return 1;
-	struct gb_pending_key k = { .pid_tgid = pid_tgid, .idx = idx };
+	struct gb_pending_key k = {.pid_tgid = pid_tgid, .idx = idx};
 	return bpf_map_lookup_elem(&pending_map, &k) != NULL;
 }
 
@@ -127,8 +128,8 @@ static __always_inline int pending_queued(struct gb_thread_state *ts, __u64 pid_
 static __always_inline void dispatch_set(struct gb_thread_state *ts, __u64 pid_tgid, const struct gb_thread_ctx *ctx)
 {
 	if (ts->dispatch_queued) {
-		struct gb_pending_key k = { .pid_tgid = pid_tgid, .idx = ts->dispatch_idx };
-		struct gb_pending v = { .ctx = ts->dispatch };
+		struct gb_pending_key k = {.pid_tgid = pid_tgid, .idx = ts->dispatch_idx};
+		struct gb_pending v = {.ctx = ts->dispatch};
 		bpf_map_update_elem(&pending_map, &k, &v, BPF_ANY);
 		ts->dispatch_queued = 0;
 	}
@@ -171,7 +172,7 @@ static __always_inline void pending_forget(struct gb_thread_state *ts, __u64 pid
 			return;
 		}
 	} else {
-		struct gb_pending_key k = { .pid_tgid = pid_tgid, .idx = idx };
+		struct gb_pending_key k = {.pid_tgid = pid_tgid, .idx = idx};
 		bpf_map_delete_elem(&pending_map, &k);
 	}
 	if (ts && idx == ts->pending_head)
@@ -180,7 +181,7 @@ static __always_inline void pending_forget(struct gb_thread_state *ts, __u64 pid
 
 static __always_inline int pending_pop(struct gb_thread_state *ts, __u64 pid_tgid, struct gb_thread_ctx *out)
 {
-	struct gb_pending_key k = { .pid_tgid = pid_tgid };
+	struct gb_pending_key k = {.pid_tgid = pid_tgid};
 	for (int i = 0; i < GB_PENDING_SCAN; i++) {
 		if (ts->pending_head == ts->pending_tail)
 			return 0;
@@ -201,7 +202,8 @@ static __always_inline int pending_pop(struct gb_thread_state *ts, __u64 pid_tgi
 }
 
 /* The rule above; conn_id is 0 at connect() (no connection yet to match). */
-static __always_inline int choose_parent(struct gb_thread_state *ts, __u64 pid_tgid, __u64 conn_id, struct gb_thread_ctx *out)
+static __always_inline int choose_parent(struct gb_thread_state *ts, __u64 pid_tgid, __u64 conn_id,
+					 struct gb_thread_ctx *out)
 {
 	if (!ts)
 		return 0;

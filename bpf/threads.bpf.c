@@ -36,7 +36,7 @@ int BPF_PROG(gb_task_exit, struct task_struct *task)
 	__u64 key = task_key(task);
 	struct gb_thread_state *ts = bpf_map_lookup_elem(&thread_state_map, &key);
 	if (ts) {
-		struct gb_pending_key k = { .pid_tgid = key };
+		struct gb_pending_key k = {.pid_tgid = key};
 		for (int i = 0; i < GB_PENDING_SCAN; i++) {
 			if (ts->pending_head == ts->pending_tail)
 				break;
@@ -50,5 +50,4 @@ int BPF_PROG(gb_task_exit, struct task_struct *task)
 	return 0;
 }
 
-
-char LICENSE[] SEC("license") = "Dual BSD/GPL";
+char LICENSE[] SEC("license") = "GPL";

@@ -71,12 +71,17 @@ export async function runScenario(s: Scenario, receiver: OtlpReceiver, opts: Har
   const startAgents = (hosts: Host[]) =>
     Promise.all(
       hosts.map(async (h) => {
-        const agent = lab.spawnRoot(`agent-${h.name}`, process.execPath, [CLI, 'run', '--cgroup', h.cgroup, '--poll-ms', '20', '--idle-ms', '1000', '--stats-interval-ms', '0', '--max-cpu', '0'], {
-          OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
-          OTEL_BSP_SCHEDULE_DELAY: '200',
-          OTEL_BSP_MAX_QUEUE_SIZE: '65536',
-          OTEL_RESOURCE_ATTRIBUTES: `host.name=${h.name}`,
-        });
+        const agent = lab.spawnRoot(
+          `agent-${h.name}`,
+          process.execPath,
+          [CLI, 'run', '--cgroup', h.cgroup, '--poll-ms', '20', '--idle-ms', '1000', '--stats-interval-ms', '0', '--max-cpu', '0'],
+          {
+            OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+            OTEL_BSP_SCHEDULE_DELAY: '200',
+            OTEL_BSP_MAX_QUEUE_SIZE: '65536',
+            OTEL_RESOURCE_ATTRIBUTES: `host.name=${h.name}`,
+          },
+        );
         agents.push(agent);
         await Lab.waitFor(agent, /"msg":"attached"/, 30_000, `agent on ${h.name}`);
       }),
@@ -113,15 +118,24 @@ export async function runScenario(s: Scenario, receiver: OtlpReceiver, opts: Har
       const from = receiver.spans.length;
       await exited;
       const seconds = (Date.now() - t0) / 1000;
-      const logs = fs.readdirSync(lab.logDir).filter((f) => f.endsWith('.log')).map((f) => fs.readFileSync(path.join(lab.logDir, f), 'utf8'));
+      const logs = fs
+        .readdirSync(lab.logDir)
+        .filter((f) => f.endsWith('.log'))
+        .map((f) => fs.readFileSync(path.join(lab.logDir, f), 'utf8'));
       const truth = logs.flatMap((t) => truthFrom(t, prefix));
       const failed = truth.filter((t) => t.svc === 'client' && (t as { status?: number }).status !== 200).length;
       await settle(receiver, expectedSpanCount(truth, s.proxies), from, 60_000);
       const report = score(receiver.spans.slice(from), truth, s.proxies);
-      if (process.env.FIDELITY_DUMP) fs.writeFileSync(path.join(lab.logDir, `spans-c${c}.json`), JSON.stringify(receiver.spans.slice(from), (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
+      if (process.env.FIDELITY_DUMP)
+        fs.writeFileSync(
+          path.join(lab.logDir, `spans-c${c}.json`),
+          JSON.stringify(receiver.spans.slice(from), (_k, v) => (typeof v === 'bigint' ? v.toString() : v)),
+        );
       const r: RunResult = { scenario: s.id, title: s.title, concurrency: c, failedRequests: failed, seconds, ...report };
       results.push(r);
-      say(`${s.id} c=${c}: ${r.exact}/${r.requests} exact (${r.percentExact.toFixed(2)} %), missing ${r.missingSpans}, wrong parents ${r.wrongParents}, merged ${r.mergedTraces}, failed requests ${failed}${r.examples.length ? `\n    e.g. ${r.examples.slice(0, 2).join('\n    e.g. ')}` : ''}`);
+      say(
+        `${s.id} c=${c}: ${r.exact}/${r.requests} exact (${r.percentExact.toFixed(2)} %), missing ${r.missingSpans}, wrong parents ${r.wrongParents}, merged ${r.mergedTraces}, failed requests ${failed}${r.examples.length ? `\n    e.g. ${r.examples.slice(0, 2).join('\n    e.g. ')}` : ''}`,
+      );
     }
   } finally {
     await stopAgents();
@@ -132,23 +146,33 @@ export async function runScenario(s: Scenario, receiver: OtlpReceiver, opts: Har
 
 export function markdownTable(results: RunResult[]): string {
   const rows = results.map(
-    (r) => `| ${r.title} | ${r.concurrency} | ${r.requests} | ${r.exact} | ${r.percentExact.toFixed(2)} % | ${r.missingSpans} | ${r.wrongParents} | ${r.mergedTraces} |`,
+    (r) =>
+      `| ${r.title} | ${r.concurrency} | ${r.requests} | ${r.exact} | ${r.percentExact.toFixed(2)} % | ${r.missingSpans} | ${r.wrongParents} | ${r.mergedTraces} |`,
   );
-  return ['| scenario | concurrency | requests | exact | exact % | missing spans | wrong parents | merged traces |', '|---|---|---|---|---|---|---|---|', ...rows].join('\n');
+  return [
+    '| scenario | concurrency | requests | exact | exact % | missing spans | wrong parents | merged traces |',
+    '|---|---|---|---|---|---|---|---|',
+    ...rows,
+  ].join('\n');
 }
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const requests = Number(args.find((a) => a.startsWith('--requests='))?.split('=')[1] ?? 200);
   const conc = (args.find((a) => a.startsWith('--concurrency='))?.split('=')[1] ?? '1,4,16').split(',').map(Number);
-  const only = args.find((a) => a.startsWith('--scenario='))?.split('=')[1]?.split(',');
+  const only = args
+    .find((a) => a.startsWith('--scenario='))
+    ?.split('=')[1]
+    ?.split(',');
   const receiver = new OtlpReceiver();
   await receiver.start();
   const all: RunResult[] = [];
   try {
     for (const s of SCENARIOS.filter((x) => !only || only.includes(x.id))) {
       console.log(`== ${s.title}`);
-      all.push(...(await runScenario(s, receiver, { concurrencies: conc, requests, logRoot: path.join(ROOT, 'test-logs', 'fidelity'), log: (l) => console.log(l) })));
+      all.push(
+        ...(await runScenario(s, receiver, { concurrencies: conc, requests, logRoot: path.join(ROOT, 'test-logs', 'fidelity'), log: (l) => console.log(l) })),
+      );
     }
   } finally {
     await receiver.stop();

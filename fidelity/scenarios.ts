@@ -30,24 +30,47 @@ export interface Scenario {
 function waitForPort(host: Host, port: number, timeoutMs = 10_000): Promise<void> {
   const script = `for i in $(seq 1 ${Math.ceil(timeoutMs / 50)}); do (echo > /dev/tcp/${host.ip}/${port}) 2>/dev/null && exit 0; sleep 0.05; done; exit 1`;
   return new Promise((resolve, reject) =>
-    execFile('ip', ['netns', 'exec', host.ns, 'bash', '-c', script], (err) => (err ? reject(new Error(`${host.name}:${port} never accepted connections`)) : resolve())),
+    execFile('ip', ['netns', 'exec', host.ns, 'bash', '-c', script], (err) =>
+      err ? reject(new Error(`${host.name}:${port} never accepted connections`)) : resolve(),
+    ),
   );
 }
 
 async function redis(env: ScenarioEnv, host: Host): Promise<string> {
-  const p = env.lab.spawnIn(host, `redis-${host.name}`, 'redis-server', ['--port', '6379', '--bind', host.ip, '--save', '', '--appendonly', 'no', '--protected-mode', 'no']);
+  const p = env.lab.spawnIn(host, `redis-${host.name}`, 'redis-server', [
+    '--port',
+    '6379',
+    '--bind',
+    host.ip,
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--protected-mode',
+    'no',
+  ]);
   await Lab.waitFor(p, /Ready to accept connections/, 10_000, `redis on ${host.name}`);
   return `${host.ip}:6379`;
 }
 
 async function py(env: ScenarioEnv, host: Host, name: string, port: number, vars: Record<string, string>): Promise<string> {
-  const p = env.lab.spawnIn(host, `svc-${name}`, 'python3', ['-u', path.join(SERVICES, 'py_service.py')], { OTEL_SERVICE_NAME: name, NAME: name, PORT: String(port), ...vars });
+  const p = env.lab.spawnIn(host, `svc-${name}`, 'python3', ['-u', path.join(SERVICES, 'py_service.py')], {
+    OTEL_SERVICE_NAME: name,
+    NAME: name,
+    PORT: String(port),
+    ...vars,
+  });
   await Lab.waitFor(p, /ready on/, 10_000, `${name} (python)`);
   return `${host.ip}:${port}`;
 }
 
 async function node(env: ScenarioEnv, host: Host, name: string, port: number, vars: Record<string, string>): Promise<string> {
-  const p = env.lab.spawnIn(host, `svc-${name}`, process.execPath, [path.join(SERVICES, 'node_service.js')], { OTEL_SERVICE_NAME: name, NAME: name, PORT: String(port), ...vars });
+  const p = env.lab.spawnIn(host, `svc-${name}`, process.execPath, [path.join(SERVICES, 'node_service.js')], {
+    OTEL_SERVICE_NAME: name,
+    NAME: name,
+    PORT: String(port),
+    ...vars,
+  });
   await Lab.waitFor(p, /ready on/, 10_000, `${name} (node)`);
   return `${host.ip}:${port}`;
 }

@@ -90,7 +90,16 @@ export function score(spans: ReceivedSpan[], truth: TruthLine[], proxies: string
     children.set(s.parentSpanId, [...(children.get(s.parentSpanId) ?? []), s]);
     byTrace.set(s.traceId, [...(byTrace.get(s.traceId) ?? []), s]);
   }
-  const report: ScoreReport = { requests: ids.length, exact: 0, missingSpans: 0, wrongParents: 0, mergedTraces: 0, extraSpans: 0, percentExact: 0, examples: [] };
+  const report: ScoreReport = {
+    requests: ids.length,
+    exact: 0,
+    missingSpans: 0,
+    wrongParents: 0,
+    mergedTraces: 0,
+    extraSpans: 0,
+    percentExact: 0,
+    examples: [],
+  };
   for (const id of ids) {
     const tree = expectedTree(id, byIn, proxies);
     const roots = spans.filter((s) => matches(s, tree));
@@ -114,7 +123,9 @@ export function score(spans: ReceivedSpan[], truth: TruthLine[], proxies: string
           const elsewhere = e.path !== undefined ? spans.find((s) => matches(s, e)) : undefined;
           if (elsewhere) {
             wrong++;
-            problems.push(`${e.service} ${e.kind === SERVER ? 'SERVER' : 'CLIENT'} ${e.path} has parent ${elsewhere.parentSpanId || '(none)'}, not ${actual.spanId}`);
+            problems.push(
+              `${e.service} ${e.kind === SERVER ? 'SERVER' : 'CLIENT'} ${e.path} has parent ${elsewhere.parentSpanId || '(none)'}, not ${actual.spanId}`,
+            );
             walk(elsewhere, e);
           } else {
             missing += count(e);

@@ -7,7 +7,18 @@
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 
-const STRUCTS = ['gb_event', 'gb_event_with_payload', 'gb_proc_event', 'gb_tuple', 'tcp_int_opt', 'gb_span_ctx', 'gb_config', 'gb_peer_prefix', 'gb_root_cap', 'gb_map_count'];
+const STRUCTS = [
+  'gb_event',
+  'gb_event_with_payload',
+  'gb_proc_event',
+  'gb_tuple',
+  'tcp_int_opt',
+  'gb_span_ctx',
+  'gb_config',
+  'gb_peer_prefix',
+  'gb_root_cap',
+  'gb_map_count',
+];
 const ENUMS = ['gb_constants', 'gb_event_type', 'gb_direction', 'gb_role', 'gb_event_flag', 'gb_syscall', 'gb_counter'];
 const RODATA_VARS = ['gb_cfg'];
 
@@ -17,11 +28,26 @@ function generate(objPath) {
   const sizeOf = (id) => {
     const t = byId.get(id);
     switch (t.kind) {
-      case 'INT': case 'STRUCT': case 'UNION': case 'ENUM': case 'ENUM64': case 'DATASEC': return t.size;
-      case 'PTR': return 8;
-      case 'ARRAY': return t.nr_elems * sizeOf(t.type_id);
-      case 'TYPEDEF': case 'VOLATILE': case 'CONST': case 'RESTRICT': case 'TYPE_TAG': case 'VAR': return sizeOf(t.type_id);
-      default: throw new Error(`gen-layout: cannot size BTF kind ${t.kind} (id ${id})`);
+      case 'INT':
+      case 'STRUCT':
+      case 'UNION':
+      case 'ENUM':
+      case 'ENUM64':
+      case 'DATASEC':
+        return t.size;
+      case 'PTR':
+        return 8;
+      case 'ARRAY':
+        return t.nr_elems * sizeOf(t.type_id);
+      case 'TYPEDEF':
+      case 'VOLATILE':
+      case 'CONST':
+      case 'RESTRICT':
+      case 'TYPE_TAG':
+      case 'VAR':
+        return sizeOf(t.type_id);
+      default:
+        throw new Error(`gen-layout: cannot size BTF kind ${t.kind} (id ${id})`);
     }
   };
   const find = (kind, name) => {

@@ -6,7 +6,7 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "setup.sh: run as root (it installs Debian packages and mounts bpffs/tracefs)" >&2
   exit 1
 fi
-pkgs=(clang llvm libbpf-dev libbpf1 bpftool iproute2 redis-server nginx-light python3 wrk)
+pkgs=(clang clang-format llvm libbpf-dev libbpf1 bpftool iproute2 redis-server nginx-light python3 wrk)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -155,7 +155,15 @@ export class Agent {
     }
     if (this.opts.recordFile) this.recorder = new EventRecorder(this.opts.recordFile);
     this.opts.log.info(
-      { cgroup: this.opts.cgroupPath, scoped: this.opts.filterCgroup, hooks: this.tracer.hooks, sampleRatio: this.budget.ceiling, maxCpuCores: this.budget.budgetCores || undefined, maxNewTracesPerSecond: this.rootCap.perSecond || undefined, cpuPriority: this.opts.cpuPriority ?? 'normal' },
+      {
+        cgroup: this.opts.cgroupPath,
+        scoped: this.opts.filterCgroup,
+        hooks: this.tracer.hooks,
+        sampleRatio: this.budget.ceiling,
+        maxCpuCores: this.budget.budgetCores || undefined,
+        maxNewTracesPerSecond: this.rootCap.perSecond || undefined,
+        cpuPriority: this.opts.cpuPriority ?? 'normal',
+      },
       'attached',
     );
     this.keepToBudget(Date.now()); // the first reading: a second from now the agent can tell
@@ -178,7 +186,12 @@ export class Agent {
       records: this.records,
       decodeErrors: this.decodeErrors,
       maps: this.tracer.mapOccupancy(),
-      sampling: { ratio: this.budget.ratio, configured: this.budget.ceiling, maxCpuCores: this.budget.budgetCores, maxNewTracesPerSecond: this.rootCap.perSecond },
+      sampling: {
+        ratio: this.budget.ratio,
+        configured: this.budget.ceiling,
+        maxCpuCores: this.budget.budgetCores,
+        maxNewTracesPerSecond: this.rootCap.perSecond,
+      },
       loop: this.watch.snapshot(),
     };
   }
@@ -187,7 +200,10 @@ export class Agent {
   private reportLoss(): void {
     const lost = this.tracer.counters().events_lost ?? 0;
     if (lost > this.lostReported) {
-      this.opts.log.warn({ lost: lost - this.lostReported, totalLost: lost, ringBufferBytes: this.opts.ringBufferBytes }, 'events lost: ring buffer full (raise --ringbuf-bytes or sample)');
+      this.opts.log.warn(
+        { lost: lost - this.lostReported, totalLost: lost, ringBufferBytes: this.opts.ringBufferBytes },
+        'events lost: ring buffer full (raise --ringbuf-bytes or sample)',
+      );
       this.lostReported = lost;
     }
   }
@@ -207,7 +223,13 @@ export class Agent {
     const d = this.budget.update({ atMs: nowMs, cpuMicros, dropped, waitMicros: runDelayMicros(), roots });
     if (!d) return;
     this.tracer.setRootSampling(d.ratio);
-    const fields = { ratio: Number(d.ratio.toPrecision(3)), configured: this.budget.ceiling, agentCpuCores: Number(d.cpuCores.toFixed(3)), maxCpuCores: this.budget.budgetCores, dropped: d.dropped };
+    const fields = {
+      ratio: Number(d.ratio.toPrecision(3)),
+      configured: this.budget.ceiling,
+      agentCpuCores: Number(d.cpuCores.toFixed(3)),
+      maxCpuCores: this.budget.budgetCores,
+      dropped: d.dropped,
+    };
     if (d.ratio >= this.budget.ceiling) {
       this.opts.log.info(fields, 'within the CPU budget again: sampling new traces at the configured ratio');
     } else if (d.ratio < before && nowMs - this.lastShedLog >= 10_000) {
@@ -298,7 +320,8 @@ export class Agent {
       // Once a second; sooner when spans are being dropped (every 200 ms
       // of overload is spans lost from traces already sampled).
       const sinceReading = now - this.budgetReadAt;
-      if (sinceReading >= 1000 || (sinceReading >= 200 && this.pipeline.stats.spansDropped > this.droppedAtReading)) this.watch.time('budget', () => this.keepToBudget(now));
+      if (sinceReading >= 1000 || (sinceReading >= 200 && this.pipeline.stats.spansDropped > this.droppedAtReading))
+        this.watch.time('budget', () => this.keepToBudget(now));
       if (now - lossChecked >= 1000) {
         lossChecked = now;
         this.watch.time('loss-check', () => this.checkLossAndScope());

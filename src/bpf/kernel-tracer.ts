@@ -68,7 +68,10 @@ function captureLibbpfLog(log: Logger): void {
   printCallback = koffi.register((level: number, fmt: string, args: Ptr) => {
     try {
       const n = lib.vsnprintf(buf, buf.length, fmt, args) as number;
-      const line = buf.subarray(0, Math.max(0, Math.min(n, buf.length - 1))).toString('utf8').trimEnd();
+      const line = buf
+        .subarray(0, Math.max(0, Math.min(n, buf.length - 1)))
+        .toString('utf8')
+        .trimEnd();
       libbpfLines.push(line);
       if (libbpfLines.length > 400) libbpfLines.splice(0, libbpfLines.length - 400);
       if (level === 0) log.warn({ libbpf: line }, 'libbpf');
@@ -298,8 +301,9 @@ export class KernelTracer {
           /* the process (and its namespace) went away */
         } finally {
           if (nsFd >= 0) fs.closeSync(nsFd);
-          if ((lib.setns(own, CLONE_NEWNET) as number) !== 0) throw new KernelTracerError('cannot return to the agent\'s own network namespace');
         }
+        // Not in a finally: a `continue` above never left the agent's namespace.
+        if ((lib.setns(own, CLONE_NEWNET) as number) !== 0) throw new KernelTracerError("cannot return to the agent's own network namespace");
       }
     } finally {
       fs.closeSync(own);
@@ -344,7 +348,11 @@ export class KernelTracer {
     });
     this.mapCounter = new MapCounter(lib.bpf_link__fd(link) as number, maps);
     const unknown = Object.entries(this.mapCounter.read()).filter(([, m]) => m.entries < 0);
-    if (unknown.length) this.opts.log.warn({ maps: unknown.map(([name]) => name) }, 'this kernel does not count map entries (Linux 6.6 and later do): map occupancy is reported as -1');
+    if (unknown.length)
+      this.opts.log.warn(
+        { maps: unknown.map(([name]) => name) },
+        'this kernel does not count map entries (Linux 6.6 and later do): map occupancy is reported as -1',
+      );
   }
 
   private map(name: string): Ptr {
@@ -449,10 +457,7 @@ export class KernelTracer {
       const section = lib.bpf_program__section_name(p) as string;
       if (section.startsWith('iter/')) continue; // run once, see enableExistingConnections
       if (!lib.bpf_program__autoload(p)) continue; // the other hook set
-      const link =
-        section === 'sockops'
-          ? (lib.bpf_program__attach_cgroup(p, this.cgroupFd) as Ptr | null)
-          : (lib.bpf_program__attach(p) as Ptr | null);
+      const link = section === 'sockops' ? (lib.bpf_program__attach_cgroup(p, this.cgroupFd) as Ptr | null) : (lib.bpf_program__attach(p) as Ptr | null);
       if (!link) {
         const Refusal = hookSetOf(section) ? HookSetRefusedError : KernelTracerError;
         throw new Refusal(`cannot attach ${name} (${section}) (errno ${koffi.errno()}): ${libbpfLines.slice(-3).join(' | ')}`);

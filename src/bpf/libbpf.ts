@@ -16,9 +16,7 @@ function loadLibbpf(): ReturnType<typeof koffi.load> {
       /* try the next name */
     }
   }
-  throw new LibbpfMissingError(
-    'libbpf is not installed (libbpf.so.1 not found): install it with `apt-get install libbpf1`',
-  );
+  throw new LibbpfMissingError('libbpf is not installed (libbpf.so.1 not found): install it with `apt-get install libbpf1`');
 }
 
 let cached: ReturnType<typeof bind> | undefined;

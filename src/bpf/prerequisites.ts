@@ -46,7 +46,9 @@ export function checkPrivileges(): Check {
   return {
     name: 'privileges',
     ok,
-    detail: ok ? 'root or CAP_BPF+CAP_PERFMON+CAP_NET_ADMIN' : `${process.getuid?.() === 0 ? 'root, but' : 'not root and'} missing CAP_BPF, CAP_PERFMON or CAP_NET_ADMIN`,
+    detail: ok
+      ? 'root or CAP_BPF+CAP_PERFMON+CAP_NET_ADMIN'
+      : `${process.getuid?.() === 0 ? 'root, but' : 'not root and'} missing CAP_BPF, CAP_PERFMON or CAP_NET_ADMIN`,
     fix: ok ? undefined : 'run as root (sudo gearbox …) or grant cap_bpf,cap_perfmon,cap_net_admin',
   };
 }
@@ -188,7 +190,12 @@ export function checkBuildTools(objectPresent: boolean): Check {
   return {
     name: 'build tools',
     ok,
-    detail: clang && bpftool ? `${clang}, ${bpftool}` : objectPresent ? 'not installed (not needed: the BPF object is built)' : 'clang or bpftool missing and the BPF object is not built',
+    detail:
+      clang && bpftool
+        ? `${clang}, ${bpftool}`
+        : objectPresent
+          ? 'not installed (not needed: the BPF object is built)'
+          : 'clang or bpftool missing and the BPF object is not built',
     fix: ok ? undefined : 'apt-get install clang llvm libbpf-dev bpftool, then npm run build',
   };
 }
@@ -214,7 +221,15 @@ export function allChecks(objectPath: string): Check[] {
     safe(checkBtf, 'BTF'),
     safe(checkCgroup2, 'cgroup v2'),
     safe(checkBpffs, 'bpffs'),
-    safe(() => ({ name: 'tracefs', ok: tracefsMounted(), detail: tracefsMounted() ? '/sys/kernel/tracing' : 'tracefs is not mounted', fix: tracefsMounted() ? undefined : 'mount -t tracefs tracefs /sys/kernel/tracing' }), 'tracefs'),
+    safe(
+      () => ({
+        name: 'tracefs',
+        ok: tracefsMounted(),
+        detail: tracefsMounted() ? '/sys/kernel/tracing' : 'tracefs is not mounted',
+        fix: tracefsMounted() ? undefined : 'mount -t tracefs tracefs /sys/kernel/tracing',
+      }),
+      'tracefs',
+    ),
     safe(checkLibbpf, 'libbpf'),
     object,
     safe(() => checkBuildTools(object.ok), 'build tools'),

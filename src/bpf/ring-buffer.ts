@@ -11,17 +11,7 @@
  * wakeup per event.
  */
 import koffi from 'koffi';
-import {
-  EPOLL_CTL_ADD,
-  EPOLLIN,
-  MAP_FAILED,
-  MAP_SHARED,
-  PROT_READ,
-  PROT_WRITE,
-  SC_PAGESIZE,
-  libbpf,
-  type Ptr,
-} from './libbpf';
+import { EPOLL_CTL_ADD, EPOLLIN, MAP_FAILED, MAP_SHARED, PROT_READ, PROT_WRITE, SC_PAGESIZE, libbpf, type Ptr } from './libbpf';
 
 const BUSY = 0x8000_0000;
 const DISCARD = 0x4000_0000;

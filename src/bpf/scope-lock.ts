@@ -32,9 +32,7 @@ export class ScopeLock {
       }
       fs.closeSync(this.fd);
       this.fd = -1;
-      throw new ScopeTakenError(
-        `another Gearbox agent${holder ? ` (pid ${holder})` : ''} already traces ${this.cgroupPath}; stop it first (errno ${errno})`,
-      );
+      throw new ScopeTakenError(`another Gearbox agent${holder ? ` (pid ${holder})` : ''} already traces ${this.cgroupPath}; stop it first (errno ${errno})`);
     }
     fs.ftruncateSync(this.fd, 0);
     fs.writeSync(this.fd, `${process.pid}\n`, 0);

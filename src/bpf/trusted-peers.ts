@@ -38,7 +38,10 @@ export function ipv6Bytes(ip: string): Buffer {
 
 export function parseTrustPeers(list: string): PeerPrefix[] {
   const out: PeerPrefix[] = [];
-  for (const raw of list.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const raw of list
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const [ip, len] = raw.split('/');
     const kind = net.isIP(ip);
     if (kind === 0) throw new TrustPeersError(`--trust-peers: "${raw}" is not an address or CIDR`);

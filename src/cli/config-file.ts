@@ -19,6 +19,7 @@ export function loadConfigFile(file: string, knownKeys: string[]): Record<string
   let data: unknown;
   try {
     // yaml is loaded only for a YAML file (a module less in memory otherwise).
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on demand, synchronously
     data = file.endsWith('.json') ? JSON.parse(text) : (require('yaml') as typeof import('yaml')).parse(text);
   } catch (e) {
     throw new ConfigFileError(`config file ${file} is not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message}`);

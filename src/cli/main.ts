@@ -42,7 +42,10 @@ function defaultMaxCpu(cpus: number): number {
 }
 
 function commList(v: string): string[] {
-  const names = v.split(',').map((s) => s.trim()).filter(Boolean);
+  const names = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const n of names) if (Buffer.byteLength(n) > 15) throw new InvalidArgumentError(`process name "${n}" is longer than 15 bytes (a comm never is)`);
   return names;
 }
@@ -74,9 +77,7 @@ function applyConfigFile(cmd: Command): Record<string, unknown> {
 
 export function buildCli(): Command {
   const cpus = os.availableParallelism();
-  const program = new Command('gearbox')
-    .description('Zero-code distributed tracing: eBPF -> OpenTelemetry spans over OTLP gRPC')
-    .version('0.1.0');
+  const program = new Command('gearbox').description('Zero-code distributed tracing: eBPF -> OpenTelemetry spans over OTLP gRPC').version('0.1.0');
 
   program
     .command('run')
@@ -108,36 +109,58 @@ export function buildCli(): Command {
     .addOption(new Option('--console', 'also print each trace as a tree on stdout').env('GEARBOX_CONSOLE'))
     .addOption(new Option('--no-export', 'do not export over OTLP (with --console: only print)'))
     .addOption(
-      new Option('--otlp-encoder <which>', "what encodes spans for OTLP: gearbox (the agent's own encoder) or opentelemetry (the OpenTelemetry exporter's serializer: the same bytes, more CPU)")
+      new Option(
+        '--otlp-encoder <which>',
+        "what encodes spans for OTLP: gearbox (the agent's own encoder) or opentelemetry (the OpenTelemetry exporter's serializer: the same bytes, more CPU)",
+      )
         .choices(['gearbox', 'opentelemetry'])
         .default('gearbox')
         .env('GEARBOX_OTLP_ENCODER'),
     )
-    .addOption(new Option('--idle-ms <n>', 'a message ends after this long without data').default(2000).env('GEARBOX_IDLE_MS').argParser(positiveInt('--idle-ms')))
     .addOption(
-      new Option('--ringbuf-bytes <n>', 'ring buffer size, a power of two').default(8 * 1024 * 1024).env('GEARBOX_RINGBUF_BYTES').argParser(positiveInt('--ringbuf-bytes')),
+      new Option('--idle-ms <n>', 'a message ends after this long without data').default(2000).env('GEARBOX_IDLE_MS').argParser(positiveInt('--idle-ms')),
     )
     .addOption(
-      new Option('--hooks <set>', 'how syscalls are hooked: raw (one program on raw_syscalls sys_enter/sys_exit), per-syscall (syscalls:sys_*_NAME tracepoints), or auto (raw, else per-syscall)')
+      new Option('--ringbuf-bytes <n>', 'ring buffer size, a power of two')
+        .default(8 * 1024 * 1024)
+        .env('GEARBOX_RINGBUF_BYTES')
+        .argParser(positiveInt('--ringbuf-bytes')),
+    )
+    .addOption(
+      new Option(
+        '--hooks <set>',
+        'how syscalls are hooked: raw (one program on raw_syscalls sys_enter/sys_exit), per-syscall (syscalls:sys_*_NAME tracepoints), or auto (raw, else per-syscall)',
+      )
         .choices(HOOK_CHOICES)
         .default('auto')
         .env('GEARBOX_HOOKS'),
     )
     .addOption(
-      new Option('--max-cpu <cores>', 'CPU the agent may use on average, in cores; above it, fewer new traces are sampled (whole traces), and more again once there is room; new traces are also capped in the kernel at what the budget pays for, so a sudden load is held at once (0: no limit)')
+      new Option(
+        '--max-cpu <cores>',
+        'CPU the agent may use on average, in cores; above it, fewer new traces are sampled (whole traces), and more again once there is room; new traces are also capped in the kernel at what the budget pays for, so a sudden load is held at once (0: no limit)',
+      )
         .default(defaultMaxCpu(cpus), `a tenth of this machine's ${cpus} CPUs`)
         .env('GEARBOX_MAX_CPU')
         .argParser(nonNegativeNumber('--max-cpu')),
     )
     .addOption(
-      new Option('--cpu-priority <p>', "the agent's threads: normal, or idle (SCHED_IDLE: they run only when no other task wants the CPU; spares the services' tail latency, but on a saturated machine the agent falls behind)")
+      new Option(
+        '--cpu-priority <p>',
+        "the agent's threads: normal, or idle (SCHED_IDLE: they run only when no other task wants the CPU; spares the services' tail latency, but on a saturated machine the agent falls behind)",
+      )
         .choices(CPU_PRIORITIES)
         .default('normal')
         .env('GEARBOX_CPU_PRIORITY'),
     )
-    .addOption(new Option('--poll-ms <n>', 'longest wait before draining the ring buffer').default(100).env('GEARBOX_POLL_MS').argParser(positiveInt('--poll-ms')))
     .addOption(
-      new Option('--stats-interval-ms <n>', 'log counters this often (0: never)').default(30000).env('GEARBOX_STATS_INTERVAL_MS').argParser(nonNegativeInt('--stats-interval-ms')),
+      new Option('--poll-ms <n>', 'longest wait before draining the ring buffer').default(100).env('GEARBOX_POLL_MS').argParser(positiveInt('--poll-ms')),
+    )
+    .addOption(
+      new Option('--stats-interval-ms <n>', 'log counters this often (0: never)')
+        .default(30000)
+        .env('GEARBOX_STATS_INTERVAL_MS')
+        .argParser(nonNegativeInt('--stats-interval-ms')),
     )
     .addOption(new Option('--record <file>', 'also write the raw kernel events to this file (for replay)').env('GEARBOX_RECORD'))
     .addOption(
@@ -146,7 +169,9 @@ export function buildCli(): Command {
         .argParser(nonNegativeInt('--metrics-port')),
     )
     .addOption(new Option('--metrics-host <addr>', 'address the metrics endpoint listens on').default('0.0.0.0').env('GEARBOX_METRICS_HOST'))
-    .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').env('GEARBOX_LOG_LEVEL'))
+    .addOption(
+      new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').env('GEARBOX_LOG_LEVEL'),
+    )
     .addHelpText(
       'after',
       `
@@ -228,7 +253,6 @@ the --config file. Standard OpenTelemetry variables:
       });
       await agent.stop();
       if (gone) process.exit(1); // the signal handlers still wait: leave with the error
-
     });
   program
     .command('doctor')

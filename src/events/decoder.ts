@@ -51,7 +51,7 @@ export function formatAddr(bytes: Uint8Array, start: number): string {
   // Compress the longest run of zero groups (RFC 5952).
   let best = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== '0') {
       i++;
       continue;

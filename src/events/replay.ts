@@ -45,10 +45,7 @@ export function encodeRecords(records: Uint8Array[]): Buffer {
 }
 
 /** Calls `onRecord(bytes, view, off, len)` for every record in `data`. */
-export function forEachRecord(
-  data: Buffer,
-  onRecord: (bytes: Buffer, view: DataView, off: number, len: number) => void,
-): number {
+export function forEachRecord(data: Buffer, onRecord: (bytes: Buffer, view: DataView, off: number, len: number) => void): number {
   if (data.toString('latin1', 0, MAGIC.length) !== MAGIC) {
     throw new ReplayFormatError(`not a Gearbox event file for this layout (expected header ${JSON.stringify(MAGIC)})`);
   }

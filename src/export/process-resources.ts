@@ -45,7 +45,10 @@ export function kubernetesFromCgroup(procCgroup: string | undefined): { podUid: 
 
 /** The workload a pod name belongs to: Deployment pods drop "-<hash>-<id>", StatefulSet pods "-<ordinal>". */
 export function workloadFromPodName(pod: string): string {
-  return pod.replace(/-[0-9a-f]{6,10}-[0-9a-z]{5}$/, '').replace(/-[0-9a-z]{5}$/, '').replace(/-\d+$/, '');
+  return pod
+    .replace(/-[0-9a-f]{6,10}-[0-9a-z]{5}$/, '')
+    .replace(/-[0-9a-z]{5}$/, '')
+    .replace(/-\d+$/, '');
 }
 
 export type ServiceNameSource = 'env' | 'comm' | 'cgroup';
@@ -106,7 +109,11 @@ export function readProcessInfo(
   const commandLine = cmdline ? cmdline.split('\0').filter(Boolean).join(' ') : undefined;
   let serviceName: string | undefined;
   const environ = (kernel?.env.length ? kernel.env.toString('latin1') : readText(`${procRoot}/${pid}/environ`))?.split('\0') ?? [];
-  const envVar = (name: string) => environ.find((e) => e.startsWith(`${name}=`))?.slice(name.length + 1).trim() || undefined;
+  const envVar = (name: string) =>
+    environ
+      .find((e) => e.startsWith(`${name}=`))
+      ?.slice(name.length + 1)
+      .trim() || undefined;
   const cgroup = readText(`${procRoot}/${pid}/cgroup`);
   const pod = kubernetesFromCgroup(cgroup);
   // In a pod, HOSTNAME is the pod's name (unless the pod sets another).

@@ -14,7 +14,9 @@ import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { BatchExporter } from './batch-exporter';
 
 /** gRPC status codes the OTLP specification calls retryable. */
-const RETRYABLE_GRPC_CODES = new Set([1 /* CANCELLED */, 4 /* DEADLINE_EXCEEDED */, 10 /* ABORTED */, 11 /* OUT_OF_RANGE */, 14 /* UNAVAILABLE */, 15 /* DATA_LOSS */]);
+const RETRYABLE_GRPC_CODES = new Set([
+  1 /* CANCELLED */, 4 /* DEADLINE_EXCEEDED */, 10 /* ABORTED */, 11 /* OUT_OF_RANGE */, 14 /* UNAVAILABLE */, 15 /* DATA_LOSS */,
+]);
 
 export interface RetryPolicy {
   initialBackoffMs: number;
@@ -62,10 +64,13 @@ export class RetryingExporter<B = ReadableSpan[]> implements BatchExporter<B> {
           this.holding++;
         }
         const entry = {
-          timer: setTimeout(() => {
-            this.timers.delete(entry);
-            attempt();
-          }, backoff * (0.8 + 0.4 * Math.random())),
+          timer: setTimeout(
+            () => {
+              this.timers.delete(entry);
+              attempt();
+            },
+            backoff * (0.8 + 0.4 * Math.random()),
+          ),
           giveUp: () => finish(r),
         };
         this.timers.add(entry);

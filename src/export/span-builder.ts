@@ -5,7 +5,17 @@
  * any exporter), or written for OTLP straight away (encodeSpan, the agent's
  * own exporter). One description (describe) serves both.
  */
-import { SpanKind, SpanStatusCode, TraceFlags, type Attributes, type AttributeValue, type HrTime, type Link, type SpanContext, type SpanStatus } from '@opentelemetry/api';
+import {
+  SpanKind,
+  SpanStatusCode,
+  TraceFlags,
+  type Attributes,
+  type AttributeValue,
+  type HrTime,
+  type Link,
+  type SpanContext,
+  type SpanStatus,
+} from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import {
@@ -107,7 +117,8 @@ export function spanParts(ex: Exchange): SpanPart[] {
       const responses = ex.response?.head ? splitResponses(ex.response.head, parts.length) : [];
       return parts.map((part, k) => {
         const ids = derivePipelined(ex.traceId, ex.spanId, k);
-        const parentLink: Link[] = k > 0 && ex.parentSpanId ? [{ context: { traceId: ex.traceId, spanId: ex.parentSpanId, traceFlags: TraceFlags.SAMPLED } }] : [];
+        const parentLink: Link[] =
+          k > 0 && ex.parentSpanId ? [{ context: { traceId: ex.traceId, spanId: ex.parentSpanId, traceFlags: TraceFlags.SAMPLED } }] : [];
         const copy: Exchange = {
           ...ex,
           traceId: ids.traceId,
@@ -258,7 +269,9 @@ export function buildSpan(ex: Exchange, resource: Resource, clock: WallClock, ex
   const attrs = new AttributesObject();
   const status = describe(ex, view, attrs, extras.attributes);
   const ctx: SpanContext = { traceId: f.traceId, spanId: f.spanId, traceFlags: f.traceFlags, isRemote: false };
-  const parent: SpanContext | undefined = f.parentSpanId ? { traceId: f.traceId, spanId: f.parentSpanId, traceFlags: f.traceFlags, isRemote: f.parentIsRemote } : undefined;
+  const parent: SpanContext | undefined = f.parentSpanId
+    ? { traceId: f.traceId, spanId: f.parentSpanId, traceFlags: f.traceFlags, isRemote: f.parentIsRemote }
+    : undefined;
   return new KernelSpan(f.name, f.kind, ctx, parent, f.startTime, f.endTime, status, attrs.attributes, f.links, resource);
 }
 

@@ -40,7 +40,12 @@ export interface ExportStats {
  * Larger and quicker than the SDK's (2048 spans, 5 s): an agent exports for a
  * whole host. The processor waits as long as a batch may be retried.
  */
-export const DEFAULT_BATCH = { maxQueueSize: 8192, maxExportBatchSize: 1024, scheduledDelayMillis: 1000, exportTimeoutMillis: DEFAULT_RETRY.maxElapsedMs + 60_000 };
+export const DEFAULT_BATCH = {
+  maxQueueSize: 8192,
+  maxExportBatchSize: 1024,
+  scheduledDelayMillis: 1000,
+  exportTimeoutMillis: DEFAULT_RETRY.maxElapsedMs + 60_000,
+};
 
 /** Batch settings: explicit ones, else OTEL_BSP_*, else DEFAULT_BATCH. */
 export function effectiveBatch(batch: BufferConfig = {}, env: NodeJS.ProcessEnv = process.env): Required<BufferConfig> {
@@ -142,7 +147,10 @@ export function createSpanPipeline(log: Logger, exporter: SpanExporter = new Otl
     const now = Date.now();
     if (now - lastErrorLog > 10_000) {
       lastErrorLog = now;
-      log.warn({ err: err?.message, willRetry, queued: batcher.queued(), dropped: stats.spansDropped }, willRetry ? 'span export failed, retrying (spans queue meanwhile)' : 'span export failed');
+      log.warn(
+        { err: err?.message, willRetry, queued: batcher.queued(), dropped: stats.spansDropped },
+        willRetry ? 'span export failed, retrying (spans queue meanwhile)' : 'span export failed',
+      );
     }
   };
   let retrying: { stopRetrying(graceMs: number): void };

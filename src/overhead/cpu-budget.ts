@@ -114,7 +114,8 @@ export class CpuBudget {
     // thread about full, or that thread starved of CPU) mean it is behind
     // now. Drops while it is not are the exporter's (down or slow: the queue
     // fills whatever the ratio) and no reason to trace less.
-    const starved = r.waitMicros !== undefined && prev.waitMicros !== undefined && (r.waitMicros - prev.waitMicros) / 1000 > STARVED_SHARE * (r.atMs - prev.atMs);
+    const starved =
+      r.waitMicros !== undefined && prev.waitMicros !== undefined && (r.waitMicros - prev.waitMicros) / 1000 > STARVED_SHARE * (r.atMs - prev.atMs);
     if (droppedNow > 0 && (starved || lastCores > Math.min(this.budgetCores, BUSY_CORES))) {
       // What was dropped was not paid for: the work asked for was more than
       // the CPU measured, so the cut is at least by half.

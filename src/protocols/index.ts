@@ -13,9 +13,9 @@ export type ProtocolView =
 export function identify(requestHead?: Buffer, responseHead?: Buffer): ProtocolView {
   if (requestHead && requestHead.length > 0) {
     const req = parseHttpRequest(requestHead);
-    if (req) return { protocol: 'http', request: req, response: responseHead ? parseHttpResponse(responseHead) ?? undefined : undefined };
+    if (req) return { protocol: 'http', request: req, response: responseHead ? (parseHttpResponse(responseHead) ?? undefined) : undefined };
     const cmd = parseRedisCommand(requestHead);
-    if (cmd) return { protocol: 'redis', command: cmd, reply: responseHead ? parseRedisReply(responseHead) ?? undefined : undefined };
+    if (cmd) return { protocol: 'redis', command: cmd, reply: responseHead ? (parseRedisReply(responseHead) ?? undefined) : undefined };
   }
   return { protocol: 'tcp' };
 }

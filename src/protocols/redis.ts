@@ -75,7 +75,25 @@ export function parseRedisCommand(buf: Buffer): RedisCommand | null {
   return { name: lower ? raw.toUpperCase() : raw, args: head[0] - 1 };
 }
 
-const INLINE = new Set(['PING', 'GET', 'SET', 'DEL', 'INCR', 'EXISTS', 'KEYS', 'INFO', 'QUIT', 'ECHO', 'MGET', 'HGET', 'HSET', 'LPUSH', 'RPUSH', 'LPOP', 'RPOP']);
+const INLINE = new Set([
+  'PING',
+  'GET',
+  'SET',
+  'DEL',
+  'INCR',
+  'EXISTS',
+  'KEYS',
+  'INFO',
+  'QUIT',
+  'ECHO',
+  'MGET',
+  'HGET',
+  'HSET',
+  'LPUSH',
+  'RPUSH',
+  'LPOP',
+  'RPOP',
+]);
 
 /** Length of one RESP value at `off`, or -1 when it is incomplete, -2 when invalid. */
 function valueLength(buf: Buffer, off: number, depth: number): number {
@@ -85,15 +103,26 @@ function valueLength(buf: Buffer, off: number, depth: number): number {
   const t = l.line[0];
   const rest = l.line.slice(1);
   switch (t) {
-    case '+': case '-': case ':': case '_': case ',': case '#': case '(':
+    case '+':
+    case '-':
+    case ':':
+    case '_':
+    case ',':
+    case '#':
+    case '(':
       return l.next - off;
-    case '$': case '!': case '=': {
+    case '$':
+    case '!':
+    case '=': {
       const n = Number(rest);
       if (!Number.isInteger(n) || n < -1) return -2;
       if (n === -1) return l.next - off;
       return l.next + n + 2 <= buf.length ? l.next + n + 2 - off : -1;
     }
-    case '*': case '%': case '~': case '>': {
+    case '*':
+    case '%':
+    case '~':
+    case '>': {
       const n = Number(rest);
       if (!Number.isInteger(n) || n < -1) return -2;
       let pos = l.next;

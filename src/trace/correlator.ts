@@ -150,7 +150,16 @@ export class Correlator {
   private frontierNs = 0;
   private sinceSweep = 0;
   private readonly opts: CorrelatorOptions;
-  readonly stats: CorrelatorStats = { events: 0, incompleteExchanges: 0, lostUnattributed: 0, exchanges: 0, orphanResponses: 0, lateEvents: 0, evictedConnections: 0, connections: 0 };
+  readonly stats: CorrelatorStats = {
+    events: 0,
+    incompleteExchanges: 0,
+    lostUnattributed: 0,
+    exchanges: 0,
+    orphanResponses: 0,
+    lateEvents: 0,
+    evictedConnections: 0,
+    connections: 0,
+  };
 
   constructor(
     private readonly onExchange: (ex: Exchange) => void,
@@ -287,7 +296,17 @@ export class Correlator {
     let conn = this.conns.get(ev.connId);
     if (!conn) {
       if (this.conns.size >= this.opts.maxConnections) this.evictOldest();
-      conn = { id: ev.connId, role: ev.role, tuple: ev.tuple ?? UNKNOWN_TUPLE, lastNs: ev.tsNs, exchanges: new Map(), unended: [], emittedSeq: -1, closed: false, lostSeen: 0 };
+      conn = {
+        id: ev.connId,
+        role: ev.role,
+        tuple: ev.tuple ?? UNKNOWN_TUPLE,
+        lastNs: ev.tsNs,
+        exchanges: new Map(),
+        unended: [],
+        emittedSeq: -1,
+        closed: false,
+        lostSeen: 0,
+      };
       this.conns.set(ev.connId, conn);
       this.stats.connections = this.conns.size;
     }

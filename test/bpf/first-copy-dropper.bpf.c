@@ -74,4 +74,4 @@ int drop_first_copy(struct __sk_buff *skb)
 	return TC_ACT_SHOT;
 }
 
-char LICENSE[] SEC("license") = "Dual BSD/GPL";
+char LICENSE[] SEC("license") = "GPL";

@@ -8,12 +8,12 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
-#define MODE_BAD_LEN 1    /* our ExID, length 20 */
-#define MODE_BAD_EXID 2   /* length 28, ExID 0x1234 */
-#define MODE_ZERO_IDS 3   /* length 28, our ExID, all-zero ids */
-#define MODE_ON_SYN 4     /* a valid-looking option, on the SYN only */
-#define MODE_TRUNCATED 5  /* length byte 36 in a 28-byte option */
-#define MODE_MANY 6       /* two options of our kind in one segment: a 4-byte one with another ExID, a 20-byte one */
+#define MODE_BAD_LEN 1	 /* our ExID, length 20 */
+#define MODE_BAD_EXID 2	 /* length 28, ExID 0x1234 */
+#define MODE_ZERO_IDS 3	 /* length 28, our ExID, all-zero ids */
+#define MODE_ON_SYN 4	 /* a valid-looking option, on the SYN only */
+#define MODE_TRUNCATED 5 /* length byte 36 in a 28-byte option */
+#define MODE_MANY 6	 /* two options of our kind in one segment: a 4-byte one with another ExID, a 20-byte one */
 
 struct opt28 {
 	__u8 kind, len;
@@ -48,15 +48,15 @@ int forge(struct bpf_sock_ops *s)
 	case BPF_SOCK_OPS_WRITE_HDR_OPT_CB: {
 		if ((FORGE_MODE == MODE_ON_SYN) != !!is_syn(s))
 			break;
-		struct opt28 o = { .kind = 253, .len = 28, .exid = bpf_htons(0x4742) };
+		struct opt28 o = {.kind = 253, .len = 28, .exid = bpf_htons(0x4742)};
 		for (int i = 0; i < 24; i++)
 			o.body[i] = 0x5a; /* non-zero, well-formed ids */
 		if (FORGE_MODE == MODE_MANY) {
-			__u8 small[4] = { 253, 4, 0x12, 0x34 };
+			__u8 small[4] = {253, 4, 0x12, 0x34};
 			bpf_store_hdr_opt(s, small, sizeof(small), 0);
 		}
 		if (FORGE_MODE == MODE_BAD_LEN || FORGE_MODE == MODE_MANY) {
-			struct opt20 b = { .kind = 253, .len = 20, .exid = bpf_htons(0x4742) };
+			struct opt20 b = {.kind = 253, .len = 20, .exid = bpf_htons(0x4742)};
 			for (int i = 0; i < 16; i++)
 				b.body[i] = 0x5a;
 			bpf_store_hdr_opt(s, &b, sizeof(b), 0);
@@ -75,4 +75,4 @@ int forge(struct bpf_sock_ops *s)
 	return 1;
 }
 
-char LICENSE[] SEC("license") = "Dual BSD/GPL";
+char LICENSE[] SEC("license") = "GPL";

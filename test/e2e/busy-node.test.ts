@@ -62,10 +62,16 @@ test('churn through nginx with thousands of idle connections and scrapes: nothin
     progress: (l) => t.diagnostic(l),
   });
   const r = result;
-  t.diagnostic(`requests: ${r.requests.newConnections} on new connections, ${r.requests.keptAlive} kept alive, ${r.requests.errors} errors; ${r.idleHeld} idle held`);
-  t.diagnostic(`scrapes: ${r.scrapes.count}, median ${r.scrapes.medianMs.toFixed(1)} ms, max ${r.scrapes.maxMs.toFixed(1)} ms (client side), ${r.scrapes.failed} failed`);
+  t.diagnostic(
+    `requests: ${r.requests.newConnections} on new connections, ${r.requests.keptAlive} kept alive, ${r.requests.errors} errors; ${r.idleHeld} idle held`,
+  );
+  t.diagnostic(
+    `scrapes: ${r.scrapes.count}, median ${r.scrapes.medianMs.toFixed(1)} ms, max ${r.scrapes.maxMs.toFixed(1)} ms (client side), ${r.scrapes.failed} failed`,
+  );
   t.diagnostic(`agent: ${fmt(r.loop)}`);
-  t.diagnostic(`events sent ${r.kernel.events_sent}, lost ${r.kernel.events_lost}; spans exported ${r.export.spansExported}, dropped ${r.export.spansDropped}; RSS idle ${r.rssMiB.idle.toFixed(1)}, peak ${r.rssMiB.peak.toFixed(1)}, after ${r.rssMiB.after.toFixed(1)} MiB`);
+  t.diagnostic(
+    `events sent ${r.kernel.events_sent}, lost ${r.kernel.events_lost}; spans exported ${r.export.spansExported}, dropped ${r.export.spansDropped}; RSS idle ${r.rssMiB.idle.toFixed(1)}, peak ${r.rssMiB.peak.toFixed(1)}, after ${r.rssMiB.after.toFixed(1)} MiB`,
+  );
 
   assert.equal(r.idleHeld, 3000, 'the idle connections were all held');
   assert.ok(r.requests.newConnections > 1000 && r.requests.keptAlive > 5000, 'the load ran');

@@ -24,10 +24,15 @@ const receiver = new OtlpReceiver();
 const agents: { host: Host; proc: ChildProcess; log: () => string }[] = [];
 
 function startAgent(host: Host): { host: Host; proc: ChildProcess; log: () => string } {
-  const proc = lab.spawnRoot(`agent-${host.name}`, process.execPath, [CLI, 'run', '--cgroup', host.cgroup, '--poll-ms', '20', '--idle-ms', '1000', '--stats-interval-ms', '500'], {
-    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
-    OTEL_BSP_SCHEDULE_DELAY: '100',
-  });
+  const proc = lab.spawnRoot(
+    `agent-${host.name}`,
+    process.execPath,
+    [CLI, 'run', '--cgroup', host.cgroup, '--poll-ms', '20', '--idle-ms', '1000', '--stats-interval-ms', '500'],
+    {
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+    },
+  );
   let out = '';
   proc.stdout?.on('data', (d) => (out += d));
   return { host, proc, log: () => out };
@@ -58,7 +63,11 @@ type Maps = Record<string, { entries: number; max: number }>;
 /** The `maps` of the first stats line an agent logs after `since` characters of its log. */
 async function mapsAfter(a: (typeof agents)[number], since: number): Promise<Maps> {
   for (let i = 0; i < 100; i++) {
-    const line = a.log().slice(since).split('\n').find((l) => l.includes('"msg":"stats"'));
+    const line = a
+      .log()
+      .slice(since)
+      .split('\n')
+      .find((l) => l.includes('"msg":"stats"'));
     if (line) return JSON.parse(line).maps as Maps;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -94,8 +103,14 @@ test('half-close: the request and its response are one exchange on each side, pa
 test('reset: the client aborts with RST mid-response; every span of the request ends', async () => {
   await runClient('reset', ['reset', server.ip, '8080']);
   const spans = await spansFor('/reset', 2);
-  assert.ok(spans.some((s) => s.kind === OTLP_KIND_CLIENT), 'the client span ended and was exported');
-  assert.ok(spans.some((s) => s.kind === OTLP_KIND_SERVER), 'the server span ended and was exported');
+  assert.ok(
+    spans.some((s) => s.kind === OTLP_KIND_CLIENT),
+    'the client span ended and was exported',
+  );
+  assert.ok(
+    spans.some((s) => s.kind === OTLP_KIND_SERVER),
+    'the server span ended and was exported',
+  );
   for (const s of spans) assert.ok(s.endNs >= s.startNs);
 });
 
@@ -136,7 +151,9 @@ test('afterwards every map entry of the ended connections, threads and processes
   await new Promise((r) => setTimeout(r, 1500)); // closes and exits have reached the kernel
   for (const a of agents) {
     const maps = await mapsAfter(a, a.log().length);
-    const line = Object.entries(maps).map(([k, v]) => `${k} ${v.entries}/${v.max}`).join(', ');
+    const line = Object.entries(maps)
+      .map(([k, v]) => `${k} ${v.entries}/${v.max}`)
+      .join(', ');
     t.diagnostic(`${a.host.name}: ${line}`);
     for (const [name, m] of Object.entries(maps)) assert.ok(m.entries < m.max, `${a.host.name} ${name} is full`);
     // Left: the static server's own process and thread (it lives on).

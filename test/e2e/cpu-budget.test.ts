@@ -79,12 +79,12 @@ test(`over a budget of ${BUDGET} cores the agent sheds whole traces at the root,
       .filter((l) => l.includes('"agentCpuCores"'))
       .map((l) => JSON.parse(l) as { ratio: number; agentCpuCores: number });
   const lastRatio = () => ratioSteps().pop()?.ratio ?? 1;
-  for (const until = Date.now() + 40_000; lastRatio() < 1; ) {
+  for (const until = Date.now() + 40_000; lastRatio() < 1;) {
     assert.ok(Date.now() < until, `the sampling ratio is still ${lastRatio()} 40 s after the load`);
     await new Promise((r) => setTimeout(r, 250));
   }
   // The load's last spans are exported a batch delay later: let them land.
-  for (let last = -1, until = Date.now() + 20_000; receiver.spans.length !== last && Date.now() < until; ) {
+  for (let last = -1, until = Date.now() + 20_000; receiver.spans.length !== last && Date.now() < until;) {
     last = receiver.spans.length;
     await new Promise((r) => setTimeout(r, 1500));
   }
@@ -94,7 +94,12 @@ test(`over a budget of ${BUDGET} cores the agent sheds whole traces at the root,
   await new Promise((r) => setTimeout(r, 1500));
   await Promise.all([Lab.stop(a1.proc), Lab.stop(a2.proc)]);
   const k1 = kernelCounters(a1.log());
-  const dropped1 = JSON.parse(a1.log().split('\n').find((l) => l.includes('"msg":"detached"')) ?? '{}').export?.spansDropped as number;
+  const dropped1 = JSON.parse(
+    a1
+      .log()
+      .split('\n')
+      .find((l) => l.includes('"msg":"detached"')) ?? '{}',
+  ).export?.spansDropped as number;
   const k2 = kernelCounters(a2.log());
   const ratios = ratioSteps();
 
@@ -108,7 +113,10 @@ test(`over a budget of ${BUDGET} cores the agent sheds whole traces at the root,
   );
 
   // Shed at the root, in the kernel: most new traces not sampled, and the agent near its budget.
-  assert.ok(k1.roots_capped > 0 || (ratios.length > 0 && Math.min(...ratios.map((r) => r.ratio)) < 0.5), 'the agent shed: the cap refused new traces, or the ratio went down');
+  assert.ok(
+    k1.roots_capped > 0 || (ratios.length > 0 && Math.min(...ratios.map((r) => r.ratio)) < 0.5),
+    'the agent shed: the cap refused new traces, or the ratio went down',
+  );
   assert.ok(roots >= loadRun.ok + 30 && roots <= loadRun.requests + 30, `${roots} root decisions on h1 for ${loadRun.ok} + 30 requests`);
   // (The first 5 s, the window a cut for CPU needs, run at ratio 1.)
   assert.ok(k1.roots_sampled < 0.6 * loadRun.requests, `${k1.roots_sampled} of ${loadRun.requests} sampled under load`);

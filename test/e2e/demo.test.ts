@@ -18,7 +18,11 @@ test('gearbox demo: five requests, five six-span traces on the terminal, everyth
   assert.match(r.stdout, /redis-server@h4 {2}SERVER INCR/);
   assert.match(r.stdout, /load generator: 5 of 5 requests answered/);
   assert.equal(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }), before, 'the demo left network namespaces behind');
-  assert.deepEqual(fs.readdirSync(CGROUP2_ROOT).filter((d) => d.startsWith('gearbox-test-')), [], 'the demo left cgroups behind');
+  assert.deepEqual(
+    fs.readdirSync(CGROUP2_ROOT).filter((d) => d.startsWith('gearbox-test-')),
+    [],
+    'the demo left cgroups behind',
+  );
 });
 
 test('gearbox demo until Ctrl-C: SIGINT stops it cleanly and removes everything', async () => {
@@ -35,5 +39,8 @@ test('gearbox demo until Ctrl-C: SIGINT stops it cleanly and removes everything'
   assert.equal(code, 0, out);
   assert.match(out, /\(interrupted\); everything the demo created has been removed/);
   assert.equal(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }), before, 'the demo left network namespaces behind');
-  assert.deepEqual(fs.readdirSync(CGROUP2_ROOT).filter((d) => d.startsWith('gearbox-test-')), []);
+  assert.deepEqual(
+    fs.readdirSync(CGROUP2_ROOT).filter((d) => d.startsWith('gearbox-test-')),
+    [],
+  );
 });

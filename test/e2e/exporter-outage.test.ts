@@ -21,7 +21,6 @@ const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const OUTAGE_SECONDS = Number(process.env.OUTAGE_SECONDS ?? 60);
 const env = serverAndClientLab('exporter-outage', ROOT);
 
-
 function traffic(label: string, n: number, delayMs: number): ChildProcess {
   return env.lab.spawnIn(env.client, label, process.execPath, [path.join(SERVICES_DIR, 'load-client.js')], {
     TARGET: `http://${env.server.ip}:8080`,
@@ -35,18 +34,27 @@ test(`exporter down ${OUTAGE_SECONDS} s, then rejecting, then slow: bounded memo
   // A CPU budget (0.5 cores) well above what this agent uses (~0.2 on these
   // machines, with its exporter retrying): a cut in the sampling ratio could
   // then only come from taking the outage's drops for overload.
-  const agent = env.lab.spawnRoot('agent', process.execPath, [CLI, 'run', '--cgroup', env.server.cgroup, '--poll-ms', '20', '--idle-ms', '500', '--stats-interval-ms', '1000', '--max-cpu', '0.5'], {
-    OTEL_EXPORTER_OTLP_ENDPOINT: env.receiver.endpoint,
-    OTEL_EXPORTER_OTLP_TIMEOUT: '1000',
-    OTEL_BSP_MAX_QUEUE_SIZE: '512',
-    OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '128',
-    OTEL_BSP_SCHEDULE_DELAY: '200',
-  });
+  const agent = env.lab.spawnRoot(
+    'agent',
+    process.execPath,
+    [CLI, 'run', '--cgroup', env.server.cgroup, '--poll-ms', '20', '--idle-ms', '500', '--stats-interval-ms', '1000', '--max-cpu', '0.5'],
+    {
+      OTEL_EXPORTER_OTLP_ENDPOINT: env.receiver.endpoint,
+      OTEL_EXPORTER_OTLP_TIMEOUT: '1000',
+      OTEL_BSP_MAX_QUEUE_SIZE: '512',
+      OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '128',
+      OTEL_BSP_SCHEDULE_DELAY: '200',
+    },
+  );
   let log = '';
   agent.stdout?.on('data', (d) => (log += d));
   await Lab.waitFor(agent, /"msg":"attached"/, 20_000, 'agent');
   const pid = agent.pid!;
-  const stats = () => log.split('\n').filter((l) => l.includes('"msg":"stats"')).map((l) => JSON.parse(l));
+  const stats = () =>
+    log
+      .split('\n')
+      .filter((l) => l.includes('"msg":"stats"'))
+      .map((l) => JSON.parse(l));
   const lastExport = () => stats().at(-1)?.export ?? {};
 
   // Healthy.

@@ -19,7 +19,20 @@ const env = serverAndClientLab('forged-options', ROOT);
 /** Compiles and attaches the forger to the attacker's cgroup; returns a detach function. */
 function attachForger(mode: number): () => void {
   const obj = path.join(env.lab.logDir, `forger-${mode}.bpf.o`);
-  execFileSync('clang', ['-O2', '-g', '-target', 'bpf', '-D__TARGET_ARCH_x86', `-DFORGE_MODE=${mode}`, '-I', path.join(ROOT, 'bpf', '.output'), '-c', path.join(ROOT, 'test', 'bpf', 'forger.bpf.c'), '-o', obj]);
+  execFileSync('clang', [
+    '-O2',
+    '-g',
+    '-target',
+    'bpf',
+    '-D__TARGET_ARCH_x86',
+    `-DFORGE_MODE=${mode}`,
+    '-I',
+    path.join(ROOT, 'bpf', '.output'),
+    '-c',
+    path.join(ROOT, 'test', 'bpf', 'forger.bpf.c'),
+    '-o',
+    obj,
+  ]);
   const lib = libbpf();
   const o = lib.bpf_object__open_file(obj, null) as Ptr | null;
   assert.ok(o, 'cannot open the forger object');
@@ -51,14 +64,28 @@ for (const [mode, what, counted] of CASES) {
   test(`forged options: ${what} — ignored, counted, no context adopted`, async (t) => {
     const detach = attachForger(mode);
     try {
-      const { kernel, spans } = await tracedRound({ lab: env.lab, receiver: env.receiver, server: env.server, client: env.client, label: `mode-${mode}`, agentArgs: [], requests: N, mode: 'new' });
+      const { kernel, spans } = await tracedRound({
+        lab: env.lab,
+        receiver: env.receiver,
+        server: env.server,
+        client: env.client,
+        label: `mode-${mode}`,
+        agentArgs: [],
+        requests: N,
+        mode: 'new',
+      });
       const servers = spans.filter((s) => s.kind === 2);
-      t.diagnostic(`mode ${mode}: ${JSON.stringify({ bad_len: kernel.opt_bad_len, bad_exid: kernel.opt_bad_exid, zero_id: kernel.opt_zero_id, bad_segment: kernel.opt_bad_segment, received: kernel.opt_received, adopted: kernel.ctx_adopted })}, ${servers.length} server spans`);
+      t.diagnostic(
+        `mode ${mode}: ${JSON.stringify({ bad_len: kernel.opt_bad_len, bad_exid: kernel.opt_bad_exid, zero_id: kernel.opt_zero_id, bad_segment: kernel.opt_bad_segment, received: kernel.opt_received, adopted: kernel.ctx_adopted })}, ${servers.length} server spans`,
+      );
       assert.ok(counted(kernel), `not counted: ${JSON.stringify(kernel)}`);
       assert.equal(kernel.opt_received, 0);
       assert.equal(kernel.ctx_adopted, 0);
       assert.equal(servers.length, N, 'the victim kept tracing');
-      assert.ok(servers.every((s) => s.parentSpanId === '' && /^[0-9a-f]{32}$/.test(s.traceId) && !/^0+$/.test(s.traceId)), 'a server span took a forged or malformed parent');
+      assert.ok(
+        servers.every((s) => s.parentSpanId === '' && /^[0-9a-f]{32}$/.test(s.traceId) && !/^0+$/.test(s.traceId)),
+        'a server span took a forged or malformed parent',
+      );
     } finally {
       detach();
     }

@@ -33,7 +33,9 @@ function attached(cgroup: string): { programs: number; links: number; cgroupProg
 }
 
 function agent(label: string) {
-  return lab.spawnRoot(label, process.execPath, [CLI, 'run', '--cgroup', h1.cgroup, '--stats-interval-ms', '0'], { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9' });
+  return lab.spawnRoot(label, process.execPath, [CLI, 'run', '--cgroup', h1.cgroup, '--stats-interval-ms', '0'], {
+    OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9',
+  });
 }
 
 before(() => {
@@ -50,7 +52,10 @@ test('SIGKILL of the agent leaves zero programs, links and cgroup attachments; a
   const live = attached(h1.cgroup);
   t.diagnostic(`while running: ${live.programs} programs, ${live.links} links, ${live.cgroupProgs} on the cgroup`);
   // raw syscall hooks (enter, exit), fork, exit, sockops; every loaded program but the one-shot TCP iterator is linked
-  assert.ok(live.links >= 5 && live.links === live.programs - 1, `expected a link for each of the agent's programs but the iterator, got ${live.links} links for ${live.programs} programs`);
+  assert.ok(
+    live.links >= 5 && live.links === live.programs - 1,
+    `expected a link for each of the agent's programs but the iterator, got ${live.links} links for ${live.programs} programs`,
+  );
   assert.equal(live.cgroupProgs, 1, 'sockops is attached to the scope cgroup');
 
   const second = agent('agent-2');
@@ -79,10 +84,15 @@ test('SIGKILL of the agent leaves zero programs, links and cgroup attachments; a
 test('an agent whose cgroup is removed stops by itself, with an error, and detaches', async () => {
   const scope = path.join(path.dirname(h1.cgroup), 'removed-scope');
   fs.mkdirSync(scope);
-  const a = lab.spawnRoot('agent-removed', process.execPath, [CLI, 'run', '--cgroup', scope, '--stats-interval-ms', '0'], { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9' });
+  const a = lab.spawnRoot('agent-removed', process.execPath, [CLI, 'run', '--cgroup', scope, '--stats-interval-ms', '0'], {
+    OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9',
+  });
   await Lab.waitFor(a, /"msg":"attached"/, 20_000, 'agent on the cgroup to be removed');
   fs.rmdirSync(scope);
-  const code = await Promise.race([new Promise<number | null>((r) => a.once('exit', r)), new Promise<string>((r) => setTimeout(() => r('still running'), 15_000))]);
+  const code = await Promise.race([
+    new Promise<number | null>((r) => a.once('exit', r)),
+    new Promise<string>((r) => setTimeout(() => r('still running'), 15_000)),
+  ]);
   assert.equal(code, 1, 'exits with an error');
   assert.match(lab.logOf('agent-removed'), /cgroup removed: stopping/);
   assert.match(lab.logOf('agent-removed'), /"msg":"detached"/);

@@ -64,12 +64,17 @@ async function piecewiseRound(label: string) {
 
 test(`a request written in ${PIECES + 2} segments carries its context once, and the server adopts it`, async (t) => {
   const r = await piecewiseRound('clean');
-  t.diagnostic(`${r.clients.length} client and ${r.servers.length} server spans, ${r.parented} parented; options written ${r.sent.opt_written}, received ${r.received.opt_received}, for ${N} requests of ${PIECES + 2} segments`);
+  t.diagnostic(
+    `${r.clients.length} client and ${r.servers.length} server spans, ${r.parented} parented; options written ${r.sent.opt_written}, received ${r.received.opt_received}, for ${N} requests of ${PIECES + 2} segments`,
+  );
   assert.equal(r.clients.length, N);
   assert.equal(r.servers.length, N);
   assert.equal(r.parented, N, 'every server span is the child of its client span');
   // Once per request; a retransmitted first segment may carry it again.
-  assert.ok(r.sent.opt_written >= N && r.sent.opt_written <= 2 * N, `options written: ${r.sent.opt_written} for ${N} requests (each of ${PIECES + 2} segments)`);
+  assert.ok(
+    r.sent.opt_written >= N && r.sent.opt_written <= 2 * N,
+    `options written: ${r.sent.opt_written} for ${N} requests (each of ${PIECES + 2} segments)`,
+  );
   assert.ok(r.received.opt_received >= N && r.received.opt_received <= 2 * N, `options received: ${r.received.opt_received}`);
 });
 
@@ -86,7 +91,9 @@ function dropperCounts(): [number, number] {
   for (const id of prog.map_ids) {
     const map = JSON.parse(execFileSync('bpftool', ['-j', 'map', 'show', 'id', String(id)], { encoding: 'utf8' })) as { name: string };
     if (map.name !== 'dropper_counts') continue;
-    const rows = JSON.parse(execFileSync('bpftool', ['-j', 'map', 'dump', 'id', String(id)], { encoding: 'utf8' })) as { formatted: { key: number; value: number } }[];
+    const rows = JSON.parse(execFileSync('bpftool', ['-j', 'map', 'dump', 'id', String(id)], { encoding: 'utf8' })) as {
+      formatted: { key: number; value: number };
+    }[];
     const v = (k: number) => rows.find((r) => r.formatted.key === k)?.formatted.value ?? 0;
     return [v(0), v(1)];
   }
@@ -97,13 +104,27 @@ test('the first segment of each request is lost: its retransmission carries the 
   // A lossy link on the client host: a tc program drops the first copy of
   // every segment that carries our option (test/bpf/first-copy-dropper.bpf.c).
   const obj = path.join(env.lab.logDir, 'first-copy-dropper.bpf.o');
-  execFileSync('clang', ['-O2', '-g', '-target', 'bpf', '-D__TARGET_ARCH_x86', '-I', path.join(ROOT, 'bpf', '.output'), '-c', path.join(ROOT, 'test', 'bpf', 'first-copy-dropper.bpf.c'), '-o', obj]);
+  execFileSync('clang', [
+    '-O2',
+    '-g',
+    '-target',
+    'bpf',
+    '-D__TARGET_ARCH_x86',
+    '-I',
+    path.join(ROOT, 'bpf', '.output'),
+    '-c',
+    path.join(ROOT, 'test', 'bpf', 'first-copy-dropper.bpf.c'),
+    '-o',
+    obj,
+  ]);
   tcOnClient(['qdisc', 'add', 'dev', 'eth0', 'clsact']);
   try {
     tcOnClient(['filter', 'add', 'dev', 'eth0', 'egress', 'bpf', 'direct-action', 'obj', obj, 'sec', 'tc']);
     const r = await piecewiseRound('lossy');
     const [dropped, again] = dropperCounts();
-    t.diagnostic(`${dropped} first copies dropped, ${again} let through again; ${r.servers.length} server spans, ${r.parented} parented; options written ${r.sent.opt_written}, received ${r.received.opt_received}`);
+    t.diagnostic(
+      `${dropped} first copies dropped, ${again} let through again; ${r.servers.length} server spans, ${r.parented} parented; options written ${r.sent.opt_written}, received ${r.received.opt_received}`,
+    );
     assert.ok(dropped >= N, `the dropper dropped ${dropped} segments with the option, expected one per request`);
     assert.ok(again >= N, `only ${again} retransmissions carried the option`);
     assert.equal(r.clients.length, N);

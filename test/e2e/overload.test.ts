@@ -22,10 +22,32 @@ const env = serverAndClientLab('overload', ROOT);
 test('a full ring buffer: loss counted exactly, reported, charged to incomplete spans; the agent stays responsive', async (t) => {
   const loop = path.join(env.lab.logDir, 'syscall-loop');
   execFileSync('clang', ['-O2', '-o', loop, path.join(ROOT, 'bench', 'syscall-loop.c')]);
-  const agent = env.lab.spawnRoot('agent', process.execPath, [CLI, 'run', '--cgroup', env.server.cgroup, '--ringbuf-bytes', '65536', '--poll-ms', '50', '--idle-ms', '500', '--stats-interval-ms', '500', '--metrics-port', '0', '--metrics-host', '127.0.0.1'], {
-    OTEL_EXPORTER_OTLP_ENDPOINT: env.receiver.endpoint,
-    OTEL_BSP_SCHEDULE_DELAY: '100',
-  });
+  const agent = env.lab.spawnRoot(
+    'agent',
+    process.execPath,
+    [
+      CLI,
+      'run',
+      '--cgroup',
+      env.server.cgroup,
+      '--ringbuf-bytes',
+      '65536',
+      '--poll-ms',
+      '50',
+      '--idle-ms',
+      '500',
+      '--stats-interval-ms',
+      '500',
+      '--metrics-port',
+      '0',
+      '--metrics-host',
+      '127.0.0.1',
+    ],
+    {
+      OTEL_EXPORTER_OTLP_ENDPOINT: env.receiver.endpoint,
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+    },
+  );
   let log = '';
   agent.stdout?.on('data', (d) => (log += d));
   await Lab.waitFor(agent, /"msg":"attached"/, 20_000, 'agent');
@@ -63,7 +85,9 @@ test('a full ring buffer: loss counted exactly, reported, charged to incomplete 
       `${env.receiver.spans.length} spans, ${incomplete.length} marked incomplete (${charged} lost events charged, ${detached.correlator?.lostUnattributed} after their span was sent); stop took ${stopMs} ms; ${statsDuringStorm} stats lines during the storm; ` +
       `${kernel.wakeups} wakeups forced over the ${stormMs} ms storm`,
   );
-  t.diagnostic(`metrics: events_received ${metric('gearbox_events_received_total')}, events_lost ${metric('gearbox_events_lost_total')}, spans_incomplete ${metric('gearbox_spans_incomplete_total')}, rss ${metric('gearbox_process_resident_memory_bytes')}`);
+  t.diagnostic(
+    `metrics: events_received ${metric('gearbox_events_received_total')}, events_lost ${metric('gearbox_events_lost_total')}, spans_incomplete ${metric('gearbox_spans_incomplete_total')}, rss ${metric('gearbox_process_resident_memory_bytes')}`,
+  );
   assert.equal(code, 0, 'the agent exits cleanly');
   assert.equal(metric('gearbox_events_lost_total'), kernel.events_lost, 'the metrics endpoint reports the loss');
   assert.equal(metric('gearbox_events_received_total'), detached.records, 'and what was received');
@@ -80,7 +104,10 @@ test('a full ring buffer: loss counted exactly, reported, charged to incomplete 
   // and some, or the agent would only drain on its poll timer.
   assert.ok(kernel.wakeups > 0, 'the agent is woken when a lot is queued');
   const attachedMs = Date.now() - attachedAt;
-  assert.ok(kernel.wakeups <= (attachedMs + 100) * os.availableParallelism(), `wakeups are rate-limited (${kernel.wakeups} in the ${attachedMs} ms the agent was attached)`);
+  assert.ok(
+    kernel.wakeups <= (attachedMs + 100) * os.availableParallelism(),
+    `wakeups are rate-limited (${kernel.wakeups} in the ${attachedMs} ms the agent was attached)`,
+  );
   assert.equal(detached.records, kernel.events_sent, 'every event the kernel submitted was read: loss is only what the kernel counted');
   // A 64 KiB ring wraps every few hundred records: the records that run past
   // its end (put together from its two ends) must decode like the rest.

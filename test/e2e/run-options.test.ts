@@ -87,7 +87,22 @@ test('--cpu-priority idle: every thread of the agent under SCHED_IDLE once attac
     lab.create(1);
   }
   const h = lab.hosts[0];
-  const agent = lab.spawnRoot('agent-idle', process.execPath, [CLI, 'run', '--cgroup', h.cgroup, '--cpu-priority', 'idle', '--console', '--no-export', '--idle-ms', '500', '--poll-ms', '20', '--stats-interval-ms', '0']);
+  const agent = lab.spawnRoot('agent-idle', process.execPath, [
+    CLI,
+    'run',
+    '--cgroup',
+    h.cgroup,
+    '--cpu-priority',
+    'idle',
+    '--console',
+    '--no-export',
+    '--idle-ms',
+    '500',
+    '--poll-ms',
+    '20',
+    '--stats-interval-ms',
+    '0',
+  ]);
   let out = '';
   agent.stdout?.on('data', (d) => (out += d));
   await Lab.waitFor(agent, /"msg":"attached"/, 20_000, 'agent');
@@ -115,9 +130,22 @@ test('under a profiler that sends SIGPROF every millisecond (node --cpu-prof), t
   const profiles = fs.mkdtempSync(path.join(lab.logDir, 'cpu-prof-'));
   const agent = lab.spawnRoot('agent-profiled', process.execPath, [
     '--cpu-prof',
-    '--cpu-prof-interval', '1000',
-    '--cpu-prof-dir', profiles,
-    CLI, 'run', '--cgroup', h.cgroup, '--console', '--no-export', '--idle-ms', '500', '--poll-ms', '20', '--stats-interval-ms', '0',
+    '--cpu-prof-interval',
+    '1000',
+    '--cpu-prof-dir',
+    profiles,
+    CLI,
+    'run',
+    '--cgroup',
+    h.cgroup,
+    '--console',
+    '--no-export',
+    '--idle-ms',
+    '500',
+    '--poll-ms',
+    '20',
+    '--stats-interval-ms',
+    '0',
   ]);
   let out = '';
   agent.stdout?.on('data', (d) => (out += d));

@@ -30,12 +30,17 @@ before(async () => {
   lab = new Lab(path.join(ROOT, 'test-logs', 'sampling'));
   hosts = lab.create(4);
   for (const h of hosts) {
-    const proc = lab.spawnRoot(`agent-${h.name}`, process.execPath, [CLI, 'run', '--cgroup', h.cgroup, '--poll-ms', '20', '--idle-ms', '1000', '--stats-interval-ms', '0'], {
-      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
-      OTEL_BSP_SCHEDULE_DELAY: '200',
-      OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
-      OTEL_TRACES_SAMPLER_ARG: String(RATIO),
-    });
+    const proc = lab.spawnRoot(
+      `agent-${h.name}`,
+      process.execPath,
+      [CLI, 'run', '--cgroup', h.cgroup, '--poll-ms', '20', '--idle-ms', '1000', '--stats-interval-ms', '0'],
+      {
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+        OTEL_BSP_SCHEDULE_DELAY: '200',
+        OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+        OTEL_TRACES_SAMPLER_ARG: String(RATIO),
+      },
+    );
     let out = '';
     proc.stdout?.on('data', (d) => (out += d));
     agents.push({ host: h, proc, log: () => out });
@@ -59,14 +64,24 @@ test(`traceidratio ${RATIO} at the root, followed downstream: whole traces or no
   assert.equal(await new Promise((r) => client.once('exit', r)), 0, lab.logOf('client'));
   await new Promise((r) => setTimeout(r, 3000));
   for (const a of agents) await Lab.stop(a.proc);
-  const kernel = agents.map((a) => JSON.parse(a.log().split('\n').find((l) => l.includes('"msg":"detached"')) ?? '{}').kernel ?? {});
+  const kernel = agents.map(
+    (a) =>
+      JSON.parse(
+        a
+          .log()
+          .split('\n')
+          .find((l) => l.includes('"msg":"detached"')) ?? '{}',
+      ).kernel ?? {},
+  );
 
   const traces = byTrace(receiver.spans);
   const sizes = [...traces.values()].map((s) => s.length);
   const whole = sizes.filter((n) => n === 6).length;
   const partial = sizes.filter((n) => n !== 6);
   // Binomial(200, 0.3): mean 60, sd 6.5; 5 sd either side.
-  t.diagnostic(`${traces.size} traces sampled of ${N} requests (${((100 * traces.size) / N).toFixed(1)} %), ${whole} whole; kernel events sent per host: ${kernel.map((k) => k.events_sent).join(' / ')}`);
+  t.diagnostic(
+    `${traces.size} traces sampled of ${N} requests (${((100 * traces.size) / N).toFixed(1)} %), ${whole} whole; kernel events sent per host: ${kernel.map((k) => k.events_sent).join(' / ')}`,
+  );
   assert.equal(partial.length, 0, `every sampled request is a whole trace (sizes ${partial.join(',')})`);
   assert.ok(traces.size >= 28 && traces.size <= 92, `about ${RATIO * 100} % sampled, got ${traces.size} of ${N}`);
   // Unsampled requests cost no events downstream: the Python backend's host

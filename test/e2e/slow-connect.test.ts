@@ -55,7 +55,12 @@ after(async () => {
 });
 
 test(`a burst of ${CONCURRENCY} through nginx to a backend with a listen backlog of 1: every trace exact, each server span ends at its response`, async (t) => {
-  const client = lab.spawnIn(hosts[0], 'client', process.execPath, [LOAD], { OTEL_SERVICE_NAME: 'client', TARGET: `${hosts[1].ip}:8080`, TOTAL: String(REQUESTS), CONCURRENCY: String(CONCURRENCY) });
+  const client = lab.spawnIn(hosts[0], 'client', process.execPath, [LOAD], {
+    OTEL_SERVICE_NAME: 'client',
+    TARGET: `${hosts[1].ip}:8080`,
+    TOTAL: String(REQUESTS),
+    CONCURRENCY: String(CONCURRENCY),
+  });
   await new Promise((r) => client.once('exit', r));
   const summary = JSON.parse(lab.logOf('client').trim().split('\n').pop() ?? '{}') as { ok?: number; failed?: number };
   assert.equal(summary.ok, REQUESTS, `every request answered: ${lab.logOf('client').slice(-500)}`);
@@ -73,11 +78,20 @@ test(`a burst of ${CONCURRENCY} through nginx to a backend with a listen backlog
     .filter((s) => s.kind === OTLP_KIND_CLIENT && s.resource['service.name'] === 'nginx' && nginxServer.has(s.parentSpanId))
     .map((s) => Number(s.startNs - nginxServer.get(s.parentSpanId)!.startNs) / 1e6);
   const slow = waits.filter((ms) => ms >= 900).length;
-  t.diagnostic(`${report.exact}/${REQUESTS} exact; ${slow} requests waited >= 0.9 s for the backend's accept (longest ${Math.max(0, ...waits).toFixed(0)} ms); ${receiver.spans.length} spans`);
+  t.diagnostic(
+    `${report.exact}/${REQUESTS} exact; ${slow} requests waited >= 0.9 s for the backend's accept (longest ${Math.max(0, ...waits).toFixed(0)} ms); ${receiver.spans.length} spans`,
+  );
   for (const v of report.verdicts.filter((x) => !x.exact).slice(0, 5)) {
     const backend = receiver.spans.find((s) => s.resource['service.name'] === 'backend' && pathOf(s) === v.key);
-    const wait = backend ? Number(backend.startNs - (receiver.spans.find((s) => s.traceId === v.traceId && s.resource['service.name'] === 'nginx' && s.kind === OTLP_KIND_SERVER)?.startNs ?? 0n)) / 1e6 : NaN;
-    t.diagnostic(`${v.key}: ${v.problems.join('; ')}; backend span ${backend ? `parent '${backend.parentSpanId}', ${wait.toFixed(0)} ms after nginx's` : 'missing'}`);
+    const wait = backend
+      ? Number(
+          backend.startNs -
+            (receiver.spans.find((s) => s.traceId === v.traceId && s.resource['service.name'] === 'nginx' && s.kind === OTLP_KIND_SERVER)?.startNs ?? 0n),
+        ) / 1e6
+      : NaN;
+    t.diagnostic(
+      `${v.key}: ${v.problems.join('; ')}; backend span ${backend ? `parent '${backend.parentSpanId}', ${wait.toFixed(0)} ms after nginx's` : 'missing'}`,
+    );
   }
   assert.ok(slow > 0, 'no connect to the backend was delayed by a dropped SYN: the scenario did not happen (the backend should overflow its backlog of 1)');
   assert.equal(report.exact, REQUESTS, 'every trace exact');

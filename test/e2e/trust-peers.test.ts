@@ -29,7 +29,16 @@ const env = serverAndClientLab('trust-peers', ROOT, {
 });
 
 async function round(mode: 'new' | 'keepalive', trust: string) {
-  const { kernel, spans } = await tracedRound({ lab: env.lab, receiver: env.receiver, server: env.server, client: env.client, label: mode, agentArgs: ['--trust-peers', trust], requests: N, mode });
+  const { kernel, spans } = await tracedRound({
+    lab: env.lab,
+    receiver: env.receiver,
+    server: env.server,
+    client: env.client,
+    label: mode,
+    agentArgs: ['--trust-peers', trust],
+    requests: N,
+    mode,
+  });
   const ours = spans.filter((s) => String(s.attributes['url.path'] ?? '').startsWith(`/${mode}/`));
   const clients = new Set(ours.filter((s) => s.kind === 3).map((s) => s.spanId));
   const servers = ours.filter((s) => s.kind === 2);

@@ -32,10 +32,15 @@ export interface RoundOptions {
 
 /** A `gearbox run` agent on `host`'s cgroup exporting to `receiver`, with short timers for tests; `log()` is its stdout so far. */
 export function spawnTestAgent(lab: Lab, host: Host, label: string, receiver: OtlpReceiver, args: string[] = []): { proc: ChildProcess; log: () => string } {
-  const proc = lab.spawnRoot(label, process.execPath, [CLI, 'run', '--cgroup', host.cgroup, '--poll-ms', '20', '--idle-ms', '500', '--stats-interval-ms', '0', ...args], {
-    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
-    OTEL_BSP_SCHEDULE_DELAY: '100',
-  });
+  const proc = lab.spawnRoot(
+    label,
+    process.execPath,
+    [CLI, 'run', '--cgroup', host.cgroup, '--poll-ms', '20', '--idle-ms', '500', '--stats-interval-ms', '0', ...args],
+    {
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+    },
+  );
   let out = '';
   proc.stdout?.on('data', (d) => (out += d));
   return { proc, log: () => out };

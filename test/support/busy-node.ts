@@ -94,9 +94,14 @@ export async function runBusyNode(o: BusyNodeOptions): Promise<BusyNodeResult> {
   const block = `  server { listen ${server.ip}:8080 backlog=4096; keepalive_timeout 3600s; keepalive_requests 1000000; location / { return 200 "ok\\n"; } }`;
   await startNginx(lab, server, 'busy-nginx', block, o.idleConnections + 4096);
 
-  const proc = lab.spawnRoot('busy-agent', process.execPath, [CLI, 'run', '--cgroup', server.cgroup, '--stats-interval-ms', '1000', '--metrics-port', '0', '--metrics-host', '127.0.0.1', ...(o.agentArgs ?? [])], {
-    OTEL_EXPORTER_OTLP_ENDPOINT: o.otlpEndpoint,
-  });
+  const proc = lab.spawnRoot(
+    'busy-agent',
+    process.execPath,
+    [CLI, 'run', '--cgroup', server.cgroup, '--stats-interval-ms', '1000', '--metrics-port', '0', '--metrics-host', '127.0.0.1', ...(o.agentArgs ?? [])],
+    {
+      OTEL_EXPORTER_OTLP_ENDPOINT: o.otlpEndpoint,
+    },
+  );
   let out = '';
   proc.stdout?.on('data', (d) => (out = (out + d).slice(-4_000_000)));
   const log = () => out;
@@ -108,16 +113,36 @@ export async function runBusyNode(o: BusyNodeOptions): Promise<BusyNodeResult> {
   say(`agent attached; idle RSS ${idle.toFixed(1)} MiB`);
 
   // The idle connections, opened before the load and held through it.
-  const holder = lab.spawnIn(client, 'idle-connections', process.execPath, [path.join(SUPPORT, 'idle-connections.js')], { TARGET: `${server.ip}:8080`, COUNT: String(o.idleConnections) });
+  const holder = lab.spawnIn(client, 'idle-connections', process.execPath, [path.join(SUPPORT, 'idle-connections.js')], {
+    TARGET: `${server.ip}:8080`,
+    COUNT: String(o.idleConnections),
+  });
   const heldLine = await Lab.waitFor(holder, /"held"/, 120_000, 'the idle connections');
-  const held = (JSON.parse(heldLine.trim().split('\n').filter((l) => l.includes('"held"')).pop()!) as { held: number }).held;
+  const held = (
+    JSON.parse(
+      heldLine
+        .trim()
+        .split('\n')
+        .filter((l) => l.includes('"held"'))
+        .pop()!,
+    ) as { held: number }
+  ).held;
   say(`${held} idle connections held`);
 
   // Paced load: wrk connections that each wait 10 ms between requests.
   const url = `http://${server.ip}:8080/`;
   const perConn = 1000 / 10;
   const wrk = (label: string, rate: number, close: boolean) =>
-    lab.spawnIn(client, label, 'wrk', ['-t1', `-c${Math.max(1, Math.round(rate / perConn))}`, `-d${o.loadSeconds}s`, '--timeout', '10s', '-s', wrkScript(lab.logDir, label, 10, close), url]);
+    lab.spawnIn(client, label, 'wrk', [
+      '-t1',
+      `-c${Math.max(1, Math.round(rate / perConn))}`,
+      `-d${o.loadSeconds}s`,
+      '--timeout',
+      '10s',
+      '-s',
+      wrkScript(lab.logDir, label, 10, close),
+      url,
+    ]);
   const fresh = wrk('wrk-new-connections', o.newConnectionsPerSecond, true);
   const kept = wrk('wrk-kept-alive', o.requestsPerSecond, false);
   const done = Promise.all([fresh, kept].map((p) => new Promise((r) => p.once('exit', r))));

@@ -11,8 +11,31 @@ export function madeExchange(role: number, req: string, resp: string | undefined
     spanId: '00f067aa0ba902b7',
     parentSpanId: '1111111111111111',
     flags: Flag.GB_F_SAMPLED | Flag.GB_F_HAS_PARENT,
-    request: { seq: 1, startNs: 1_000_000_000_500, endNs: 1_000_000_001_000, bytes: req.length, events: 1, head: Buffer.from(req), sawStart: true, pid: 1, tid: 2 },
-    response: resp === undefined ? undefined : { seq: 2, startNs: 1_000_000_002_000, endNs: 1_000_000_003_000, bytes: resp.length, events: 1, head: Buffer.from(resp), sawStart: true, pid: 1, tid: 2 },
+    request: {
+      seq: 1,
+      startNs: 1_000_000_000_500,
+      endNs: 1_000_000_001_000,
+      bytes: req.length,
+      events: 1,
+      head: Buffer.from(req),
+      sawStart: true,
+      pid: 1,
+      tid: 2,
+    },
+    response:
+      resp === undefined
+        ? undefined
+        : {
+            seq: 2,
+            startNs: 1_000_000_002_000,
+            endNs: 1_000_000_003_000,
+            bytes: resp.length,
+            events: 1,
+            head: Buffer.from(resp),
+            sawStart: true,
+            pid: 1,
+            tid: 2,
+          },
     endReason: 'complete',
     ...more,
   };

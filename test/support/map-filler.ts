@@ -35,7 +35,8 @@ export function agentLruMaps(pid: number): AgentMap[] {
   return [...maps.values()];
 }
 
-let lib: { getFd: (id: number) => number; update: (fd: number, key: Buffer, value: Buffer, flags: bigint) => number; close: (fd: number) => number } | undefined;
+let lib:
+  { getFd: (id: number) => number; update: (fd: number, key: Buffer, value: Buffer, flags: bigint) => number; close: (fd: number) => number } | undefined;
 
 function bind() {
   if (lib) return lib;

@@ -80,17 +80,21 @@ export class OtlpReceiver {
       // Count without decoding: the request stays bytes and only the span
       // fields are walked (a receiver as fast as a Collector's, for benchmarks).
       const raw = { ...service.Export, requestDeserialize: (b: Buffer) => b };
-      this.server.addService({ Export: raw }, {
-        Export: (call: { request: Buffer }, cb: (e: null, r: object) => void) => {
-          this.requests++;
-          this.spanCount += countSpans(call.request);
-          cb(null, {});
+      this.server.addService(
+        { Export: raw },
+        {
+          Export: (call: { request: Buffer }, cb: (e: null, r: object) => void) => {
+            this.requests++;
+            this.spanCount += countSpans(call.request);
+            cb(null, {});
+          },
         },
-      });
+      );
       return this.bind();
     }
     this.server.addService(service, {
-      Export: (call: { request: any; metadata: grpc.Metadata }, cb: (e: grpc.ServiceError | null, r?: object) => void) => { // eslint-disable-line @typescript-eslint/no-explicit-any
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the request as proto-loader decodes it
+      Export: (call: { request: any; metadata: grpc.Metadata }, cb: (e: grpc.ServiceError | null, r?: object) => void) => {
         this.requests++;
         this.lastMetadata = call.metadata.getMap();
         if (this.behaviour === 'unavailable' || this.behaviour === 'reject') {

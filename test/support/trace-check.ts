@@ -75,9 +75,7 @@ export function checkChains(spans: ReceivedSpan[], keys: string[], rootOf: (s: R
       const span = candidates[0];
       if (hop.name && span.name !== hop.name) problems.push(`hop ${i} named ${span.name}, expected ${hop.name}`);
       if (parent && (span.startNs < parent.startNs || span.endNs > parent.endNs)) {
-        problems.push(
-          `hop ${i} (${hop.service}) [${span.startNs}, ${span.endNs}] outside its parent's window [${parent.startNs}, ${parent.endNs}]`,
-        );
+        problems.push(`hop ${i} (${hop.service}) [${span.startNs}, ${span.endNs}] outside its parent's window [${parent.startNs}, ${parent.endNs}]`);
       }
       if (span.traceId !== root.traceId) problems.push(`hop ${i} has another trace id`);
       parent = span;

@@ -92,7 +92,11 @@ function machine(readNs = 40n) {
     taiNow: () => at() + wallMinusMono + 37_000_000_000n,
     monoNow: () => at(),
     wallNow: () => at() + wallMinusMono,
-    tai: { eventNs: () => (pass(), at() + wallMinusMono + 37_000_000_000n), realtimeNs: () => (pass(), at() + wallMinusMono), wholeSecondOffset: true } as ClockSource,
+    tai: {
+      eventNs: () => (pass(), at() + wallMinusMono + 37_000_000_000n),
+      realtimeNs: () => (pass(), at() + wallMinusMono),
+      wholeSecondOffset: true,
+    } as ClockSource,
     monotonic: { eventNs: () => (pass(), at()), realtimeNs: () => (pass(), at() + wallMinusMono), wholeSecondOffset: false } as ClockSource,
   };
 }

@@ -43,7 +43,11 @@ test('gearbox run validates config values with the options own rules; command li
   assert.equal(choice.status, 1);
   assert.match(choice.stdout + choice.stderr, /serviceNameFrom: Allowed choices are env, comm, cgroup/);
   // The file's bad cgroup is overridden by the command line's (missing) one: the error names the command line's.
-  const over = spawnSync(process.execPath, [CLI, 'run', '--config', write('h.yaml', 'cgroup: /from/file\n'), '--cgroup', '/sys/fs/cgroup/unified/gearbox-from-cli'], { encoding: 'utf8' });
+  const over = spawnSync(
+    process.execPath,
+    [CLI, 'run', '--config', write('h.yaml', 'cgroup: /from/file\n'), '--cgroup', '/sys/fs/cgroup/unified/gearbox-from-cli'],
+    { encoding: 'utf8' },
+  );
   assert.equal(over.status, 1);
   assert.match(over.stdout + over.stderr, /gearbox-from-cli does not exist/);
 });

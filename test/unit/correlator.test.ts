@@ -35,7 +35,16 @@ function clientExchange(connId: number, seq: number, t0: number, spanId: string,
   let body = '';
   while (httpResp(body).length < total) body += 'y';
   respParts.forEach((bytes, i) =>
-    ev.push({ connId, msgSeq: seq + 1, tsNs: (t += 1000), direction: RECV, role: Role.GB_ROLE_CLIENT, bytes, spanId, payload: i === 0 ? httpResp(body) : undefined }),
+    ev.push({
+      connId,
+      msgSeq: seq + 1,
+      tsNs: (t += 1000),
+      direction: RECV,
+      role: Role.GB_ROLE_CLIENT,
+      bytes,
+      spanId,
+      payload: i === 0 ? httpResp(body) : undefined,
+    }),
   );
   return ev;
 }
@@ -64,8 +73,14 @@ test('keep-alive: three requests on one connection are three exchanges with thei
   ];
   const { out, c } = run(specs);
   c.tick(10 ** 12);
-  assert.deepEqual(out.map((e) => e.spanId), ['1111111111111111', '2222222222222222', '3333333333333333']);
-  assert.deepEqual(out.map((e) => e.request.head?.toString().split(' ')[1]), ['/1', '/2', '/3']);
+  assert.deepEqual(
+    out.map((e) => e.spanId),
+    ['1111111111111111', '2222222222222222', '3333333333333333'],
+  );
+  assert.deepEqual(
+    out.map((e) => e.request.head?.toString().split(' ')[1]),
+    ['/1', '/2', '/3'],
+  );
 });
 
 test('without a Content-Length, the next request on the connection ends the previous exchange', () => {
@@ -88,7 +103,13 @@ test('without a Content-Length, the next request on the connection ends the prev
 test('server side with pipelined requests read one by one: one exchange per request', () => {
   // Server reads req1, writes resp1, reads req2, writes resp2 (msg_seq 1..4).
   const srv = (seq: number, dir: number, ts: number, payload: string, spanId: string): EventSpec => ({
-    connId: 5, msgSeq: seq, tsNs: ts, direction: dir, role: Role.GB_ROLE_SERVER, payload, spanId,
+    connId: 5,
+    msgSeq: seq,
+    tsNs: ts,
+    direction: dir,
+    role: Role.GB_ROLE_SERVER,
+    payload,
+    spanId,
   });
   const { out, c } = run([
     srv(1, RECV, 10, httpReq('/p1'), '1000000000000001'),
@@ -98,10 +119,13 @@ test('server side with pipelined requests read one by one: one exchange per requ
   ]);
   c.tick(10 ** 12);
   assert.equal(out.length, 2);
-  assert.deepEqual(out.map((e) => [e.role, e.spanId, e.endReason]), [
-    [Role.GB_ROLE_SERVER, '1000000000000001', 'complete'],
-    [Role.GB_ROLE_SERVER, '1000000000000002', 'complete'],
-  ]);
+  assert.deepEqual(
+    out.map((e) => [e.role, e.spanId, e.endReason]),
+    [
+      [Role.GB_ROLE_SERVER, '1000000000000001', 'complete'],
+      [Role.GB_ROLE_SERVER, '1000000000000002', 'complete'],
+    ],
+  );
 });
 
 test('two pipelined requests in one write stay one exchange whose head holds both', () => {
@@ -135,7 +159,13 @@ test('an exchange with no further activity ends after the idle timeout', () => {
   c.tick(20 + 10 * MS);
   assert.equal(out.length, 1);
   assert.equal(out[0].endReason, 'complete');
-  const r2 = run([{ connId: 9, msgSeq: 1, tsNs: 10, direction: SEND, payload: 'hello' }, { connId: 9, msgSeq: 2, tsNs: 20, direction: RECV, payload: 'world' }], { idleNs: 100 * MS });
+  const r2 = run(
+    [
+      { connId: 9, msgSeq: 1, tsNs: 10, direction: SEND, payload: 'hello' },
+      { connId: 9, msgSeq: 2, tsNs: 20, direction: RECV, payload: 'world' },
+    ],
+    { idleNs: 100 * MS },
+  );
   r2.c.tick(50 * MS);
   assert.equal(r2.out.length, 0);
   r2.c.tick(200 * MS);
@@ -201,7 +231,10 @@ test('connection table is bounded: the oldest connection is evicted and its exch
   const { out, c } = run(specs, { maxConnections: 3 });
   assert.equal(c.stats.evictedConnections, 2);
   c.tick(10 ** 12);
-  assert.deepEqual(out.filter((e) => e.endReason === 'evicted').map((e) => e.connId), [100, 101]);
+  assert.deepEqual(
+    out.filter((e) => e.endReason === 'evicted').map((e) => e.connId),
+    [100, 101],
+  );
 });
 
 test('closed connections are dropped from the table even when nothing else ends', () => {
@@ -266,7 +299,16 @@ test('a late event from another CPU with an older lost count marks nothing', () 
 
 /** A long message on another connection: `n` events from `fromNs`, `stepNs` apart. */
 function otherTraffic(n: number, fromNs: number, stepNs: number): EventSpec[] {
-  return Array.from({ length: n }, (_, i) => ({ connId: 99, msgSeq: 1, tsNs: fromNs + i * stepNs, direction: SEND, role: Role.GB_ROLE_CLIENT, bytes: 8, spanId: 'cccccccccccccccc', payload: i === 0 ? 'x' : undefined }));
+  return Array.from({ length: n }, (_, i) => ({
+    connId: 99,
+    msgSeq: 1,
+    tsNs: fromNs + i * stepNs,
+    direction: SEND,
+    role: Role.GB_ROLE_CLIENT,
+    bytes: 8,
+    spanId: 'cccccccccccccccc',
+    payload: i === 0 ? 'x' : undefined,
+  }));
 }
 
 test('while a backlog is read, an ended exchange is emitted once events reorderNs younger than its end were read, without a tick', () => {
@@ -301,7 +343,21 @@ test('a server span waits for its response however late it is, and ends at it', 
   c.tick(2500 * MS);
   assert.equal(out.length, 0, 'not ended while its response has not begun');
   const body = 'ok';
-  c.push(decodeEvent(...view(buildRecord({ connId: 30, msgSeq: 2, tsNs: 2600 * MS, direction: SEND, role: Role.GB_ROLE_SERVER, spanId: 'cccccccccccccccc', payload: httpResp(body) }))));
+  c.push(
+    decodeEvent(
+      ...view(
+        buildRecord({
+          connId: 30,
+          msgSeq: 2,
+          tsNs: 2600 * MS,
+          direction: SEND,
+          role: Role.GB_ROLE_SERVER,
+          spanId: 'cccccccccccccccc',
+          payload: httpResp(body),
+        }),
+      ),
+    ),
+  );
   c.tick(2700 * MS);
   assert.equal(out.length, 1);
   assert.equal(out[0].endReason, 'complete');

@@ -31,7 +31,9 @@ test('overloaded: the agent settles within its budget and the ratio stays steady
   const { cores, ratios } = simulate(b, 60, () => 1.2);
   const settled = cores.slice(20);
   const worst = Math.max(...settled);
-  t.diagnostic(`1.2 cores of work at ratio 1, budget 0.25: ratio ${ratios[59].toFixed(3)}, mean ${mean(settled).toFixed(3)} cores, worst second ${worst.toFixed(3)} (seconds 21-60)`);
+  t.diagnostic(
+    `1.2 cores of work at ratio 1, budget 0.25: ratio ${ratios[59].toFixed(3)}, mean ${mean(settled).toFixed(3)} cores, worst second ${worst.toFixed(3)} (seconds 21-60)`,
+  );
   assert.ok(mean(settled) <= 0.25, `mean ${mean(settled)} cores over the budget`);
   assert.ok(mean(settled) >= 0.15, `mean ${mean(settled)} cores: shed far more than needed`);
   assert.ok(worst <= 0.3, `a second at ${worst} cores`);
@@ -46,7 +48,10 @@ test('the load goes away: the ratio climbs back to the configured one', (t) => {
   const back = ratios.findIndex((r, i) => i >= 30 && r === 0.5);
   t.diagnostic(`ratio ${ratios[29].toFixed(4)} after 30 s overloaded; back to 0.5 after ${back - 29} s`);
   assert.ok(back > 0 && back - 29 <= 40, `not back at the ceiling (${ratios[89]})`);
-  assert.ok(ratios.every((r) => r <= 0.5), 'the configured ratio was exceeded');
+  assert.ok(
+    ratios.every((r) => r <= 0.5),
+    'the configured ratio was exceeded',
+  );
 });
 
 test('a cut for CPU needs a whole window over the budget, and the reading after a change only starts one; a burst is absorbed; a budget of 0 never sheds; the floor holds', () => {

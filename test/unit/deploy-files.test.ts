@@ -43,5 +43,8 @@ test('Collector: OTLP in, Jaeger and a vendor out, with memory_limiter, batch an
 test('Jaeger compose: Jaeger v2 with OTLP 4317/4318 and the UI on 16686', () => {
   const c = parse(read('docker-compose.jaeger.yml'));
   assert.match(c.services.jaeger.image, /^jaegertracing\/jaeger:/);
-  assert.deepEqual(c.services.jaeger.ports.map((p: string) => p.split(':')[0]), ['4317', '4318', '16686']);
+  assert.deepEqual(
+    c.services.jaeger.ports.map((p: string) => p.split(':')[0]),
+    ['4317', '4318', '16686'],
+  );
 });

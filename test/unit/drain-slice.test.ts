@@ -59,7 +59,12 @@ test('a short queue is read in one call, which says nothing is left', () => {
   const ring = new FakeRing(300, 1);
   let read = 0;
   assert.equal(
-    drainFor(ring, () => read++, 20, () => ring.clockMs),
+    drainFor(
+      ring,
+      () => read++,
+      20,
+      () => ring.clockMs,
+    ),
     false,
   );
   assert.equal(read, 300);
@@ -70,12 +75,22 @@ test('a slice that ends exactly when the ring is empty reports nothing left', ()
   const ring = new FakeRing(512, 100); // 256 records take 25.6 ms: past the slice after the first batch
   let read = 0;
   assert.equal(
-    drainFor(ring, () => read++, 20, () => ring.clockMs),
+    drainFor(
+      ring,
+      () => read++,
+      20,
+      () => ring.clockMs,
+    ),
     true,
   );
   assert.equal(read, 256);
   assert.equal(
-    drainFor(ring, () => read++, 20, () => ring.clockMs),
+    drainFor(
+      ring,
+      () => read++,
+      20,
+      () => ring.clockMs,
+    ),
     false,
     'the second batch was full but the ring is now empty',
   );

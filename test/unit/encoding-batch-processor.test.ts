@@ -18,7 +18,10 @@ import { EncodingBatchProcessor, type BatchSettings } from '../../src/export/enc
 import type { EncodedSpans } from '../../src/export/otlp-trace-encoder';
 import { recordedSpans } from '../support/recorded-spans';
 
-const resources = [resourceFromAttributes({ 'service.name': 'frontend', 'process.pid': 11 }), resourceFromAttributes({ 'service.name': 'backend', 'process.pid': 12 })];
+const resources = [
+  resourceFromAttributes({ 'service.name': 'frontend', 'process.pid': 11 }),
+  resourceFromAttributes({ 'service.name': 'backend', 'process.pid': 12 }),
+];
 const SPANS = recordedSpans(resources);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -59,7 +62,13 @@ class RecordingExporter implements BatchExporter<EncodedSpans> {
   }
 }
 
-const settings = (s: Partial<BatchSettings>): BatchSettings => ({ maxQueueSize: 100_000, maxExportBatchSize: 512, scheduledDelayMillis: 60_000, exportTimeoutMillis: 60_000, ...s });
+const settings = (s: Partial<BatchSettings>): BatchSettings => ({
+  maxQueueSize: 100_000,
+  maxExportBatchSize: 512,
+  scheduledDelayMillis: 60_000,
+  exportTimeoutMillis: 60_000,
+  ...s,
+});
 
 const libraryBytes = (spans: ReadableSpan[]) => Buffer.from(ProtobufTraceSerializer.serializeRequest(spans)!);
 
@@ -100,7 +109,10 @@ test('a partial batch goes after scheduledDelayMillis; while an export is out, t
   assert.equal(p.queued(), 37);
   exporter.release();
   await waitFor(() => exporter.batches.length === 5);
-  assert.deepEqual(exporter.batches.map((b) => b.spanCount), [3, 10, 10, 10, 7]);
+  assert.deepEqual(
+    exporter.batches.map((b) => b.spanCount),
+    [3, 10, 10, 10, 7],
+  );
   assert.equal(exporter.maxInFlight, 1);
   assert.equal(p.queued(), 0);
 });
@@ -121,7 +133,10 @@ test('shutdown sends what waits, shuts the exporter down once, and refuses later
   const p = new EncodingBatchProcessor(exporter, settings({}));
   for (const s of SPANS.slice(0, 7)) p.offer(s);
   await Promise.all([p.shutdown(), p.shutdown()]);
-  assert.deepEqual(exporter.batches.map((b) => b.spanCount), [7]);
+  assert.deepEqual(
+    exporter.batches.map((b) => b.spanCount),
+    [7],
+  );
   assert.equal(exporter.shutdowns, 1);
   assert.equal(p.offer(SPANS[0]), false);
 });
@@ -143,7 +158,7 @@ test('an exporter that throws fails its batch, and the next batch still goes', a
   assert.equal(p.queued(), 0);
 });
 
-test('with reuseRequestMemory, requests are written into lent buffers given back at each export\'s end: the library\'s bytes, buffers reused, none given back early', async () => {
+test("with reuseRequestMemory, requests are written into lent buffers given back at each export's end: the library's bytes, buffers reused, none given back early", async () => {
   // Each export checks its bytes when it answers, as a transport still
   // sending them would read them; a buffer given back early would by then
   // hold a later request.
@@ -180,7 +195,7 @@ test('with reuseRequestMemory, requests are written into lent buffers given back
     await waitFor(() => answers.length > 0);
     answers.shift()!();
   }
-  assert.deepEqual(checked, Array(8).fill(true), 'every request was the library\'s bytes when its export answered');
+  assert.deepEqual(checked, Array(8).fill(true), "every request was the library's bytes when its export answered");
   assert.equal(buffers.size, 4, 'the last four requests used the buffers the first four gave back');
   console.log(`# 8 requests of 50 spans in ${buffers.size} lent buffers, each the library's bytes when its export answered`);
 });

@@ -134,7 +134,10 @@ test('exchanges submitted whole reach either batcher as the spans buildSpans mak
     },
     shutdown: async () => {},
   };
-  for (const [name, exporter] of [['encoded', encoded], ['sdk', sdk]] as const) {
+  for (const [name, exporter] of [
+    ['encoded', encoded],
+    ['sdk', sdk],
+  ] as const) {
     const p = createSpanPipeline(log, exporter, { maxQueueSize: 1000, maxExportBatchSize: 1000, scheduledDelayMillis: 10_000 });
     for (const ex of exchanges) p.submitExchange(ex, RESOURCE, CLOCK);
     await p.shutdown();

@@ -50,7 +50,7 @@ test(`decoder: ${N} random and mutated records refuse only with DecodeError`, ()
     try {
       decodeEvent(rec, new DataView(rec.buffer, rec.byteOffset, rec.byteLength), 0, rec.length);
     } catch (e) {
-      if (!(e instanceof DecodeError)) throw new Error(`input ${i} (seed ${SEED}) escaped as ${(e as Error).stack}`);
+      if (!(e instanceof DecodeError)) throw new Error(`input ${i} (seed ${SEED}) escaped as ${(e as Error).stack}`, { cause: e });
       refused++;
     }
   }
@@ -83,7 +83,7 @@ test(`protocol parsers: ${N} random and mutated heads never throw`, () => {
       identify(a, b);
       expectedResponseBytes(identify(a, b));
     } catch (e) {
-      throw new Error(`input ${i} (seed ${SEED}) threw: ${(e as Error).stack}\n${JSON.stringify(a.toString('latin1'))}`);
+      throw new Error(`input ${i} (seed ${SEED}) threw: ${(e as Error).stack}\n${JSON.stringify(a.toString('latin1'))}`, { cause: e });
     }
   }
   const growth = process.memoryUsage().heapUsed - before;

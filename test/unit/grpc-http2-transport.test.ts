@@ -141,7 +141,11 @@ test('HTTP/2 servers that are not gRPC: HTTP 404 -> UNIMPLEMENTED, 503 -> UNAVAI
     ['reset', (s) => s.close(http2.constants.NGHTTP2_INTERNAL_ERROR), GrpcStatus.INTERNAL],
     ['200 without grpc-status', (s) => s.respond({ ':status': 200, 'content-type': 'application/grpc' }, { endStream: true }), GrpcStatus.INTERNAL],
     ['trailers-only OK', (s) => s.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '0' }, { endStream: true }), GrpcStatus.OK],
-    ['a percent-encoded message', (s) => s.respond({ ':status': 200, 'grpc-status': '8', 'grpc-message': 'too%20much' }, { endStream: true }), GrpcStatus.RESOURCE_EXHAUSTED],
+    [
+      'a percent-encoded message',
+      (s) => s.respond({ ':status': 200, 'grpc-status': '8', 'grpc-message': 'too%20much' }, { endStream: true }),
+      GrpcStatus.RESOURCE_EXHAUSTED,
+    ],
   ];
   for (const [name, respond, code] of cases) {
     answer = respond;
@@ -174,11 +178,15 @@ test('a call resolves after its stream closed: its bytes can be overwritten at o
 // stage (`BENCH_REPLAY_STAGES=export node dist/bench/replay.js 100`: ~16
 // requests of ~900 KB at each flush) had its 17th request reset, every run;
 // this test, the same load in a quieter process, did not hit the limit.
-test('40,000 spans submitted at once through the agent\'s pipeline, flushed as 20 requests of ~900 KB side by side: all received', async (t) => {
+test("40,000 spans submitted at once through the agent's pipeline, flushed as 20 requests of ~900 KB side by side: all received", async (t) => {
   // The receiver in its own process, as a collector is: it reads while this one writes.
   const receiver = await OtlpSink.start();
   t.after(() => receiver.stop());
-  const pipeline = createSpanPipeline(log, new OtlpGrpcSpanExporter({ url: receiver.endpoint }), { maxQueueSize: 65_536, maxExportBatchSize: 2_048, scheduledDelayMillis: 50 });
+  const pipeline = createSpanPipeline(log, new OtlpGrpcSpanExporter({ url: receiver.endpoint }), {
+    maxQueueSize: 65_536,
+    maxExportBatchSize: 2_048,
+    scheduledDelayMillis: 50,
+  });
   const exchanges = recordedExchanges();
   const resource = resourceFromAttributes({ 'service.name': 'svc' });
   const clock = new WallClock(nodeClock());

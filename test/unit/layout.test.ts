@@ -7,7 +7,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { C, OPT, STRUCTS } from '../../src/events/layout';
 
-
 test('struct tcp_int_opt is the fixed 28-byte wire format', () => {
   assert.equal(OPT.size, 28);
   assert.equal(C.GB_TCP_OPT_LEN, 28);

@@ -49,11 +49,14 @@ test("the map-count iterator's records are read by the layout of struct gb_map_c
   put(0, 17, 65536n);
   put(1, 18, 0n);
   put(2, 19, -1n);
-  assert.deepEqual([...parseMapCounts(out)], [
-    [17, 65536],
-    [18, 0],
-    [19, -1],
-  ]);
+  assert.deepEqual(
+    [...parseMapCounts(out)],
+    [
+      [17, 65536],
+      [18, 0],
+      [19, -1],
+    ],
+  );
   // A short tail (never written by the kernel) is ignored.
   assert.equal(parseMapCounts(out.subarray(0, size + 3)).size, 1);
 });

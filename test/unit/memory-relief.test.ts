@@ -11,7 +11,10 @@ const MiB = 1 << 20;
 function scenario() {
   let rss = 80 * MiB;
   let released = 0;
-  const relief = new MemoryRelief(() => released++, () => rss);
+  const relief = new MemoryRelief(
+    () => released++,
+    () => rss,
+  );
   let t = 0;
   let events = 0;
   /** `seconds` of one check a second at `rate` events/s. */

@@ -37,7 +37,11 @@ function assertSameBytes(encoder: OtlpTraceEncoder, spans: ReadableSpan[], what:
 
 test("the agent's spans from recorded kernel events: the library's bytes, in batches of 1 to all, one resource or several", () => {
   const one = [resourceFromAttributes({ 'service.name': 'frontend', 'host.name': 'h2', 'process.pid': 4242 })];
-  const several = [...one, resourceFromAttributes({ 'service.name': 'backend', 'process.command_args': ['python3', 'app.py'] }), resourceFromAttributes({ 'service.name': 'cache', 'process.runtime.name': 'CPython' })];
+  const several = [
+    ...one,
+    resourceFromAttributes({ 'service.name': 'backend', 'process.command_args': ['python3', 'app.py'] }),
+    resourceFromAttributes({ 'service.name': 'cache', 'process.runtime.name': 'CPython' }),
+  ];
   const encoder = new OtlpTraceEncoder();
   let compared = 0;
   let bytes = 0;
@@ -139,7 +143,16 @@ test('events, links, trace state, status messages, kinds, parents, flags and tim
   ];
   const links: Link[] = [
     { context: { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: TraceFlags.SAMPLED, isRemote: true } },
-    { context: { traceId: '0AF7651916CD43DD8448EB211C80319C', spanId: 'B7AD6B7169203331', traceFlags: TraceFlags.NONE, traceState: new TraceState('vendor=a,other=b') }, attributes: { why: 'pipelined' }, droppedAttributesCount: 1 },
+    {
+      context: {
+        traceId: '0AF7651916CD43DD8448EB211C80319C',
+        spanId: 'B7AD6B7169203331',
+        traceFlags: TraceFlags.NONE,
+        traceState: new TraceState('vendor=a,other=b'),
+      },
+      attributes: { why: 'pipelined' },
+      droppedAttributesCount: 1,
+    },
   ];
   const encoder = new OtlpTraceEncoder();
   const variants: ReadableSpan[] = [
@@ -164,7 +177,13 @@ test('spans of several resources and scopes are grouped as the library groups th
   const s1 = INSTRUMENTATION_SCOPE;
   const s2 = { name: 'other', schemaUrl: 'https://example.com/s', attributes: { team: 'x' } } as unknown as ReadableSpan['instrumentationScope'];
   const s3 = { name: 'noversion', version: '' };
-  const spans = [span({ resource: r1 }), span({ resource: r2, instrumentationScope: s2 }), span({ resource: r1, instrumentationScope: s3 }), span({ resource: r2, instrumentationScope: s1 }), span({ resource: r1 })];
+  const spans = [
+    span({ resource: r1 }),
+    span({ resource: r2, instrumentationScope: s2 }),
+    span({ resource: r1, instrumentationScope: s3 }),
+    span({ resource: r2, instrumentationScope: s1 }),
+    span({ resource: r1 }),
+  ];
   assertSameBytes(new OtlpTraceEncoder(), spans, 'mixed resources and scopes');
   assertSameBytes(new OtlpTraceEncoder(), [], 'no spans');
 });

@@ -53,14 +53,20 @@ test('a client exchange holding two pipelined requests becomes two spans with de
   };
   const spans = buildSpans(ex, resource, clock);
   assert.equal(spans.length, 2);
-  assert.deepEqual(spans.map((s) => s.attributes['url.path']), ['/one', '/two']);
+  assert.deepEqual(
+    spans.map((s) => s.attributes['url.path']),
+    ['/one', '/two'],
+  );
   assert.equal(spans[0].spanContext().spanId, '00f067aa0ba902b7');
   assert.deepEqual(
     { t: spans[1].spanContext().traceId, s: spans[1].spanContext().spanId },
     { t: derivePipelined(ex.traceId, ex.spanId, 1).traceId, s: derivePipelined(ex.traceId, ex.spanId, 1).spanId },
   );
   assert.equal(spans[1].parentSpanContext, undefined);
-  assert.deepEqual(spans.map((s) => s.attributes['http.response.status_code']), [200, 200]);
+  assert.deepEqual(
+    spans.map((s) => s.attributes['http.response.status_code']),
+    [200, 200],
+  );
 });
 
 test('a pipelined request event opens its own server exchange named from the shared read', () => {
@@ -75,7 +81,18 @@ test('a pipelined request event opens its own server exchange named from the sha
   push({ ...srv, msgSeq: 1, tsNs: 10, direction: Direction.GB_DIR_RECV, payload: get('/one') + get('/two'), spanId: '1111111111111111' });
   push({ ...srv, msgSeq: 2, tsNs: 20, direction: Direction.GB_DIR_SEND, payload: ok('1'), spanId: '1111111111111111' });
   // The kernel's virtual request for the second one: no data of its own.
-  push({ ...srv, msgSeq: 3, tsNs: 25, direction: Direction.GB_DIR_RECV, flags: Flag.GB_F_SAMPLED | Flag.GB_F_MSG_START | Flag.GB_F_PIPELINED, bytes: 0, spanId: '2222222222222222' }, 1);
+  push(
+    {
+      ...srv,
+      msgSeq: 3,
+      tsNs: 25,
+      direction: Direction.GB_DIR_RECV,
+      flags: Flag.GB_F_SAMPLED | Flag.GB_F_MSG_START | Flag.GB_F_PIPELINED,
+      bytes: 0,
+      spanId: '2222222222222222',
+    },
+    1,
+  );
   push({ ...srv, msgSeq: 4, tsNs: 30, direction: Direction.GB_DIR_SEND, payload: ok('22'), spanId: '2222222222222222' });
   c.flush();
   assert.equal(out.length, 2);

@@ -55,7 +55,9 @@ test('Kubernetes: pod uid and container id from the cgroup, workload name from t
   const { kubernetesFromCgroup, workloadFromPodName } = await import('../../src/export/process-resources');
   const cid = 'a'.repeat(64);
   assert.deepEqual(
-    kubernetesFromCgroup(`0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1b2c3d4e_5f60_7182_93a4_b5c6d7e8f901.slice/cri-containerd-${cid}.scope\n`),
+    kubernetesFromCgroup(
+      `0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1b2c3d4e_5f60_7182_93a4_b5c6d7e8f901.slice/cri-containerd-${cid}.scope\n`,
+    ),
     { podUid: '1b2c3d4e-5f60-7182-93a4-b5c6d7e8f901', containerId: cid },
   );
   assert.deepEqual(kubernetesFromCgroup(`0::/kubepods/besteffort/pod0a1b2c3d-0000-1111-2222-333344445555/${cid}\n`), {

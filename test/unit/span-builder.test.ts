@@ -15,10 +15,24 @@ const resource = resourceFromAttributes({ 'service.name': 'svc' });
 const exchange = (role: number, req: string, resp?: string, flags?: number): Exchange => madeExchange(role, req, resp, flags === undefined ? {} : { flags });
 
 test('HTTP server span: name, kind, ids, parent, times, attributes, 5xx is an error', () => {
-  const s = buildSpan(exchange(Role.GB_ROLE_SERVER, 'GET /users/7?x=1 HTTP/1.1\r\nHost: api\r\n\r\n', 'HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n', Flag.GB_F_SAMPLED | Flag.GB_F_HAS_PARENT | Flag.GB_F_REMOTE_PARENT), resource, clock);
+  const s = buildSpan(
+    exchange(
+      Role.GB_ROLE_SERVER,
+      'GET /users/7?x=1 HTTP/1.1\r\nHost: api\r\n\r\n',
+      'HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n',
+      Flag.GB_F_SAMPLED | Flag.GB_F_HAS_PARENT | Flag.GB_F_REMOTE_PARENT,
+    ),
+    resource,
+    clock,
+  );
   assert.equal(s.name, 'GET');
   assert.equal(s.kind, SpanKind.SERVER);
-  assert.deepEqual(s.spanContext(), { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceFlags: TraceFlags.SAMPLED, isRemote: false });
+  assert.deepEqual(s.spanContext(), {
+    traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+    spanId: '00f067aa0ba902b7',
+    traceFlags: TraceFlags.SAMPLED,
+    isRemote: false,
+  });
   assert.equal(s.parentSpanContext?.spanId, '1111111111111111');
   assert.equal(s.parentSpanContext?.isRemote, true);
   assert.deepEqual(s.startTime, [1_700_000_000, 500]);
@@ -38,7 +52,11 @@ test('HTTP server span: name, kind, ids, parent, times, attributes, 5xx is an er
 });
 
 test('HTTP client span: 404 is an error on the client side only; url.full from Host', () => {
-  const c = buildSpan(exchange(Role.GB_ROLE_CLIENT, 'GET /missing HTTP/1.1\r\nHost: api:80\r\n\r\n', 'HTTP/1.1 404 NF\r\nContent-Length: 0\r\n\r\n'), resource, clock);
+  const c = buildSpan(
+    exchange(Role.GB_ROLE_CLIENT, 'GET /missing HTTP/1.1\r\nHost: api:80\r\n\r\n', 'HTTP/1.1 404 NF\r\nContent-Length: 0\r\n\r\n'),
+    resource,
+    clock,
+  );
   assert.equal(c.kind, SpanKind.CLIENT);
   assert.equal(c.status.code, SpanStatusCode.ERROR);
   assert.equal(c.attributes['url.full'], 'http://api:80/missing');

@@ -44,12 +44,31 @@ test('errors, missing responses, IPv6, remote parents, lost events, pipelined re
   const get = (p: string) => `GET ${p} HTTP/1.1\r\nHost: api\r\nUser-Agent: curl/8\r\n\r\n`;
   const ok = (b: string) => `HTTP/1.1 200 OK\r\nContent-Length: ${b.length}\r\n\r\n${b}`;
   const cases: [string, Exchange][] = [
-    ['HTTP 500, remote parent', exchange(Role.GB_ROLE_SERVER, get('/a?x=1'), 'HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n', { flags: Flag.GB_F_SAMPLED | Flag.GB_F_HAS_PARENT | Flag.GB_F_REMOTE_PARENT })],
-    ['HTTP client 404, root', exchange(Role.GB_ROLE_CLIENT, 'GET /missing HTTP/1.1\r\n\r\n', 'HTTP/1.1 404 NF\r\nContent-Length: 0\r\n\r\n', { parentSpanId: '', flags: Flag.GB_F_SAMPLED })],
+    [
+      'HTTP 500, remote parent',
+      exchange(Role.GB_ROLE_SERVER, get('/a?x=1'), 'HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n', {
+        flags: Flag.GB_F_SAMPLED | Flag.GB_F_HAS_PARENT | Flag.GB_F_REMOTE_PARENT,
+      }),
+    ],
+    [
+      'HTTP client 404, root',
+      exchange(Role.GB_ROLE_CLIENT, 'GET /missing HTTP/1.1\r\n\r\n', 'HTTP/1.1 404 NF\r\nContent-Length: 0\r\n\r\n', {
+        parentSpanId: '',
+        flags: Flag.GB_F_SAMPLED,
+      }),
+    ],
     ['no response, idle', exchange(Role.GB_ROLE_CLIENT, get('/slow'), undefined, { endReason: 'idle' })],
     ['Redis error', exchange(Role.GB_ROLE_CLIENT, '*2\r\n$3\r\nGET\r\n$1\r\nk\r\n', '-WRONGTYPE Operation against a key\r\n')],
     ['Redis without a response', exchange(Role.GB_ROLE_CLIENT, '*1\r\n$4\r\nPING\r\n', undefined)],
-    ['IPv6, unknown end, incomplete, lost events', exchange(Role.GB_ROLE_SERVER, 'hello', 'world', { tuple: { localAddr: '::1', localPort: 7000, remoteAddr: 'fe80::1', remotePort: 50000 }, endReason: undefined, incomplete: 'first event lost', lostEvents: 3 })],
+    [
+      'IPv6, unknown end, incomplete, lost events',
+      exchange(Role.GB_ROLE_SERVER, 'hello', 'world', {
+        tuple: { localAddr: '::1', localPort: 7000, remoteAddr: 'fe80::1', remotePort: 50000 },
+        endReason: undefined,
+        incomplete: 'first event lost',
+        lostEvents: 3,
+      }),
+    ],
     ['unsampled, non-ASCII target', exchange(Role.GB_ROLE_SERVER, 'GET /caf\u00e9 HTTP/1.1\r\n\r\n', ok('x'), { flags: 0 })],
     ['a server request that arrived pipelined', exchange(Role.GB_ROLE_SERVER, get('/two'), ok('22'), { pipelineIndex: 2 })],
     ['plain TCP', exchange(Role.GB_ROLE_SERVER, '\x00\x01binary', '\x02reply')],
