@@ -21,6 +21,7 @@
 
 #include "maps.bpf.h"
 #include "thread_state.bpf.h"
+#include "pipelining.h"
 #include <bpf/bpf_tracing.h>
 
 #define MMSG_MAX 8
@@ -400,25 +401,6 @@ static __always_inline void event_lost(struct gb_conn_state *c, struct gb_io_arg
 	count(GB_CNT_EVENTS_LOST);
 }
 
-/* Requests that follow the first one in a read's head: an end of headers
- * followed by a method (HTTP/1.1 pipelining). */
-static __always_inline __u8 count_pipelined(const __u8 *p, __u64 n)
-{
-	__u8 more = 0;
-	for (__u32 i = 0; i < GB_PAYLOAD_MAX - 8; i++) {
-		if (i + 8 > n)
-			break;
-		if (p[i] != '\r' || p[i + 1] != '\n' || p[i + 2] != '\r' || p[i + 3] != '\n')
-			continue;
-		__u8 a = p[i + 4], b = p[i + 5], c = p[i + 6], d = p[i + 7];
-		if ((a == 'G' && b == 'E' && c == 'T') || (a == 'P' && (b == 'O' || b == 'U' || b == 'A')) ||
-		    (a == 'H' && b == 'E') || (a == 'D' && b == 'E') || (a == 'O' && b == 'P'))
-			more++;
-		(void)d;
-	}
-	return more;
-}
-
 /* Copies up to `max` bytes of [start, end) of the task's memory. */
 static __always_inline __u32 read_user_range(__u8 *dst, __u64 start, __u64 end, __u64 max)
 {
@@ -497,7 +479,7 @@ static __always_inline void emit(struct gb_conn_state *c, struct gb_conn_view *v
 	if (n && bpf_probe_read_user(e->payload, n, (void *)src) == 0) {
 		e->ev.payload_len = n;
 		if (c && v->role == GB_ROLE_SERVER && dir == GB_DIR_RECV)
-			c->pipelined_left = count_pipelined(e->payload, n);
+			c->pipelined_left = gb_count_pipelined(e->payload, n, GB_PAYLOAD_MAX);
 	}
 	bpf_ringbuf_submit(e, wakeup_flag(now));
 	count(GB_CNT_EVENTS_SENT);

@@ -1,7 +1,7 @@
 /**
  * Turns a correlated exchange into its spans, whose ids and times came from
- * the kernel, named and described by protocol (HTTP/1.x, Redis, generic TCP)
- * following the semantic conventions: as OTel ReadableSpans (buildSpan, for
+ * the kernel, named and described by its protocol's plug-in (src/protocols),
+ * or as generic TCP, following the semantic conventions: as OTel ReadableSpans (buildSpan, for
  * any exporter), or written for OTLP straight away (encodeSpan, the agent's
  * own exporter). One description (describe) serves both.
  */
@@ -21,29 +21,18 @@ import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import {
   ATTR_CLIENT_ADDRESS,
   ATTR_ERROR_TYPE,
-  ATTR_HTTP_REQUEST_METHOD,
-  ATTR_HTTP_RESPONSE_STATUS_CODE,
   ATTR_NETWORK_PEER_ADDRESS,
   ATTR_NETWORK_PEER_PORT,
-  ATTR_NETWORK_PROTOCOL_NAME,
-  ATTR_NETWORK_PROTOCOL_VERSION,
   ATTR_NETWORK_TRANSPORT,
   ATTR_NETWORK_TYPE,
   ATTR_SERVER_ADDRESS,
   ATTR_SERVER_PORT,
-  ATTR_URL_FULL,
-  ATTR_URL_PATH,
-  ATTR_URL_QUERY,
-  ATTR_URL_SCHEME,
-  ATTR_USER_AGENT_ORIGINAL,
-  ATTR_DB_SYSTEM_NAME,
-  ATTR_DB_OPERATION_NAME,
 } from '@opentelemetry/semantic-conventions';
 import { ATTR_THREAD_ID } from '@opentelemetry/semantic-conventions/incubating';
 import { Flag, Role } from '../events/layout';
 import type { Exchange } from '../trace/correlator';
 import { identify, type ProtocolView } from '../protocols';
-import { looksLikeHttpRequest, splitPipelinedRequests, splitResponses } from '../protocols/http1';
+import type { ExchangeSide, Pipelining } from '../protocols/protocol';
 import { derivePipelined } from '../trace/pipelining';
 import { hrDuration, type WallClock } from './clock';
 import type { AttributeWriter, OtlpTraceEncoder, SpanFields } from './otlp-trace-encoder';
@@ -111,10 +100,11 @@ const NO_EXTRAS: SpanExtras = Object.freeze({});
  * request of a client that itself serves a request is a root linked to it.
  */
 export function spanParts(ex: Exchange): SpanPart[] {
-  if (ex.role === Role.GB_ROLE_CLIENT && ex.request.head && mayHoldPipelinedRequests(ex, ex.request.head)) {
-    const parts = splitPipelinedRequests(ex.request.head);
+  const pipelining = ex.role === Role.GB_ROLE_CLIENT && ex.request.head ? pipeliningOf(ex, ex.request.head) : undefined;
+  if (pipelining && ex.request.head) {
+    const parts = pipelining.splitRequests(ex.request.head);
     if (parts.length > 1) {
-      const responses = ex.response?.head ? splitResponses(ex.response.head, parts.length) : [];
+      const responses = ex.response?.head ? pipelining.splitResponses(ex.response.head, parts.length) : [];
       return parts.map((part, k) => {
         const ids = derivePipelined(ex.traceId, ex.spanId, k);
         const parentLink: Link[] =
@@ -140,12 +130,11 @@ export function buildSpans(ex: Exchange, resource: Resource, clock: WallClock): 
   return spanParts(ex).map((part) => buildSpan(part.ex, resource, clock, part.extras));
 }
 
-/** Bytes follow the first HTTP request in the head (or its parse is not known yet). */
-function mayHoldPipelinedRequests(ex: Exchange, head: Buffer): boolean {
-  if (ex.protocol === undefined) return looksLikeHttpRequest(head);
-  if (ex.protocol.protocol !== 'http') return false;
-  const { headLength, contentLength } = ex.protocol.request;
-  return headLength !== undefined && headLength + (contentLength ?? 0) < head.length;
+/** The request's protocol's pipelining, when more bytes follow its first request in the head. */
+function pipeliningOf(ex: Exchange, head: Buffer): Pipelining<unknown> | undefined {
+  const view = ex.protocol ?? identify(head, ex.response?.head);
+  const pipelining = view.protocol?.pipelining;
+  return pipelining?.mayHoldMore(view.request, head) ? pipelining : undefined;
 }
 
 /** Collects a span's attributes into an Attributes object (describe's other writer is the OTLP encoder). */
@@ -157,17 +146,14 @@ class AttributesObject implements AttributeWriter {
   }
 }
 
-/** The span's name: the HTTP method, the Redis command, or `tcp PORT`. */
+/** The span's name: its protocol's, or `tcp PORT`. */
 function spanName(ex: Exchange, view: ProtocolView): string {
-  switch (view.protocol) {
-    case 'http':
-      return view.request.method;
-    case 'redis':
-      return view.command.name;
-    default:
-      return `tcp ${ex.role === Role.GB_ROLE_SERVER ? ex.tuple.localPort : ex.tuple.remotePort}`;
-  }
+  if (view.protocol) return view.protocol.spanName(view.request, view.response);
+  return `tcp ${ex.role === Role.GB_ROLE_SERVER ? ex.tuple.localPort : ex.tuple.remotePort}`;
 }
+
+/** What describe tells a protocol of the exchange; one object, filled per span (describe runs to its end synchronously). */
+const SIDE: ExchangeSide = { server: false, remoteAddr: '', remotePort: 0 };
 
 /**
  * The span's attributes, written to `sink` in order, and its status: what
@@ -201,42 +187,18 @@ function describe(ex: Exchange, view: ProtocolView, sink: AttributeWriter, extra
   // The error.type attribute, when the protocol did not give one (a reply's
   // error needs a response, so this and the no-response case never meet).
   let errorTyped = false;
-  switch (view.protocol) {
-    case 'http': {
-      const { request, response } = view;
-      sink.attribute(ATTR_HTTP_REQUEST_METHOD, request.method);
-      sink.attribute(ATTR_URL_PATH, request.path);
-      if (request.query !== undefined) sink.attribute(ATTR_URL_QUERY, request.query);
-      sink.attribute(ATTR_URL_SCHEME, 'http');
-      sink.attribute(ATTR_NETWORK_PROTOCOL_VERSION, request.version);
-      if (request.userAgent) sink.attribute(ATTR_USER_AGENT_ORIGINAL, request.userAgent);
-      if (!server) {
-        const host = request.host ?? `${tuple.remoteAddr}:${tuple.remotePort}`;
-        sink.attribute(ATTR_URL_FULL, `http://${host}${request.target.startsWith('/') ? request.target : '/'}`);
-      }
-      if (response) {
-        sink.attribute(ATTR_HTTP_RESPONSE_STATUS_CODE, response.status);
-        if (response.status >= 500 || (!server && response.status >= 400)) {
-          status = STATUS_ERROR;
-          sink.attribute(ATTR_ERROR_TYPE, String(response.status));
-          errorTyped = true;
-        }
-      }
-      break;
+  if (view.protocol) {
+    SIDE.server = server;
+    SIDE.remoteAddr = tuple.remoteAddr;
+    SIDE.remotePort = tuple.remotePort;
+    const error = view.protocol.describe(view.request, view.response, SIDE, sink);
+    if (error) {
+      status = error.message === undefined ? STATUS_ERROR : { code: SpanStatusCode.ERROR, message: error.message };
+      sink.attribute(ATTR_ERROR_TYPE, error.type);
+      errorTyped = true;
     }
-    case 'redis': {
-      sink.attribute(ATTR_DB_SYSTEM_NAME, 'redis');
-      sink.attribute(ATTR_DB_OPERATION_NAME, view.command.name);
-      sink.attribute(ATTR_NETWORK_PROTOCOL_NAME, 'resp');
-      if (view.reply?.error !== undefined) {
-        status = { code: SpanStatusCode.ERROR, message: view.reply.error };
-        sink.attribute(ATTR_ERROR_TYPE, view.reply.error.split(' ')[0] || 'redis_error');
-        errorTyped = true;
-      }
-      break;
-    }
-    default:
-      sink.attribute(ATTR_NETWORK_TRANSPORT, 'tcp');
+  } else {
+    sink.attribute(ATTR_NETWORK_TRANSPORT, 'tcp');
   }
   if (!ex.response) {
     status = { code: SpanStatusCode.ERROR, message: `no response (${ex.endReason ?? 'unknown'})` };

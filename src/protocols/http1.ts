@@ -1,7 +1,21 @@
 /**
- * HTTP/1.x message heads, parsed from the first bytes of a message. Parsing
- * never throws: anything that is not a well-formed head returns null.
+ * HTTP/1.x: message heads parsed from the first bytes of a message (never
+ * throws: anything that is not a well-formed head is null), and the plug-in
+ * (`http1`) that names and describes HTTP spans per the semantic conventions.
  */
+import {
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_NETWORK_PROTOCOL_VERSION,
+  ATTR_URL_FULL,
+  ATTR_URL_PATH,
+  ATTR_URL_QUERY,
+  ATTR_URL_SCHEME,
+  ATTR_USER_AGENT_ORIGINAL,
+} from '@opentelemetry/semantic-conventions';
+import type { Protocol } from './protocol';
+import { PAYLOAD_MAX } from '../events/layout';
+
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'];
 
 export interface HttpRequestHead {
@@ -298,28 +312,52 @@ export function httpResponseLength(resp: HttpResponseHead, requestMethod?: strin
   return undefined;
 }
 
-/** The requests back to back in `buf` (pipelining); the last may be cut. */
-export function splitPipelinedRequests(buf: Buffer): Buffer[] {
-  const out: Buffer[] = [];
-  let off = 0;
-  while (off < buf.length) {
-    const rest = off === 0 ? buf : buf.subarray(off); // the whole head's parse is memoized
-    const req = parseHttpRequest(rest);
-    if (!req) break;
-    if (req.headLength === undefined) {
-      out.push(rest);
-      break;
-    }
-    const len = req.headLength + (req.contentLength ?? 0);
-    out.push(rest.subarray(0, len));
-    off += len;
+/**
+ * Where the requests pipelined behind the first one start in `head`, by the
+ * kernel's rule (bpf/pipelining.h, which says why): the server's kernel
+ * numbers them by it, so the client's agent must split by it too
+ * (test/build/pipelining-rules.test.ts runs both on the same heads).
+ */
+export function pipelinedRequestStarts(head: Buffer): number[] {
+  const starts: number[] = [];
+  const n = head.length;
+  for (let i = 0; i < PAYLOAD_MAX - 8; i++) {
+    if (i + 8 > n) break;
+    if (head[i] !== CR || head[i + 1] !== LF || head[i + 2] !== CR || head[i + 3] !== LF) continue;
+    const a = head[i + 4];
+    const b = head[i + 5];
+    const c = head[i + 6];
+    const method =
+      (a === 0x47 && b === 0x45 && c === 0x54) || // GET
+      (a === 0x50 && (b === 0x4f || b === 0x55 || b === 0x41)) || // PO(ST) PU(T) PA(TCH)
+      (a === 0x48 && b === 0x45) || // HE(AD)
+      (a === 0x44 && b === 0x45) || // DE(LETE)
+      (a === 0x4f && b === 0x50); // OP(TIONS)
+    if (!method) break;
+    if (starts.length === 255) break; // the kernel counts in a byte
+    starts.push(i + 4);
   }
-  return out;
+  return starts;
 }
 
-/** Counts complete request heads back to back in `buf` (pipelining). */
-export function countPipelinedRequests(buf: Buffer): number {
-  return splitPipelinedRequests(buf).filter((r) => parseHttpRequest(r)?.headLength !== undefined).length;
+/** The requests back to back in `head` (pipelining), split where pipelinedRequestStarts says; the last may be cut. */
+export function splitPipelinedRequests(head: Buffer): Buffer[] {
+  if (head.length === 0) return [];
+  const starts = pipelinedRequestStarts(head);
+  if (starts.length === 0) return [head];
+  const parts: Buffer[] = [];
+  let from = 0;
+  for (const at of starts) {
+    parts.push(head.subarray(from, at));
+    from = at;
+  }
+  parts.push(head.subarray(from));
+  return parts;
+}
+
+/** Requests in `head`: the first and those pipelined behind it. */
+export function countPipelinedRequests(head: Buffer): number {
+  return head.length === 0 ? 0 : 1 + pipelinedRequestStarts(head).length;
 }
 
 /** The responses back to back in `buf` whose lengths their heads give. */
@@ -337,3 +375,32 @@ export function splitResponses(buf: Buffer, max: number): Buffer[] {
   }
   return out;
 }
+
+/** HTTP/1.x spans: named by method; server errors are 5xx, client errors 4xx and 5xx. */
+export const http1: Protocol<HttpRequestHead, HttpResponseHead> = {
+  name: 'http',
+  parseRequest: parseHttpRequest,
+  parseResponse: (head) => parseHttpResponse(head),
+  responseBytes: (request, response) => httpResponseLength(response, request.method),
+  spanName: (request) => request.method,
+  describe(request, response, side, sink) {
+    sink.attribute(ATTR_HTTP_REQUEST_METHOD, request.method);
+    sink.attribute(ATTR_URL_PATH, request.path);
+    if (request.query !== undefined) sink.attribute(ATTR_URL_QUERY, request.query);
+    sink.attribute(ATTR_URL_SCHEME, 'http');
+    sink.attribute(ATTR_NETWORK_PROTOCOL_VERSION, request.version);
+    if (request.userAgent) sink.attribute(ATTR_USER_AGENT_ORIGINAL, request.userAgent);
+    if (!side.server) {
+      const host = request.host ?? `${side.remoteAddr}:${side.remotePort}`;
+      sink.attribute(ATTR_URL_FULL, `http://${host}${request.target.startsWith('/') ? request.target : '/'}`);
+    }
+    if (!response) return undefined;
+    sink.attribute(ATTR_HTTP_RESPONSE_STATUS_CODE, response.status);
+    return response.status >= 500 || (!side.server && response.status >= 400) ? { type: String(response.status) } : undefined;
+  },
+  pipelining: {
+    mayHoldMore: (_request, head) => pipelinedRequestStarts(head).length > 0,
+    splitRequests: splitPipelinedRequests,
+    splitResponses,
+  },
+};

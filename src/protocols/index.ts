@@ -1,23 +1,29 @@
 /**
- * Protocol detection over message heads, used by the correlator (to see when a
- * response is complete) and the span builder (to name and describe spans).
+ * The protocol registry: the plug-ins Gearbox recognises, tried in this
+ * order on each request head (a protocol is one module beside this one; see
+ * protocol.ts and docs/development.md). The correlator and the span builder
+ * use protocols only through what is exported here.
  */
-import { httpResponseLength, parseHttpRequest, parseHttpResponse, type HttpRequestHead, type HttpResponseHead } from './http1';
-import { parseRedisCommand, parseRedisReply, type RedisCommand, type RedisReply } from './redis';
+import type { AnyProtocol, ProtocolView } from './protocol';
+import { http1 } from './http1';
+import { redis } from './redis';
 
-export type ProtocolView =
-  | { protocol: 'http'; request: HttpRequestHead; response?: HttpResponseHead }
-  | { protocol: 'redis'; command: RedisCommand; reply?: RedisReply }
-  | { protocol: 'tcp' };
+export type { ProtocolView } from './protocol';
 
+export const PROTOCOLS: readonly AnyProtocol[] = [http1, redis];
+
+/** No protocol recognised the request (generic TCP). */
+const GENERIC: ProtocolView = Object.freeze({});
+
+/** The exchange's heads as the first protocol that recognises its request head reads them. */
 export function identify(requestHead?: Buffer, responseHead?: Buffer): ProtocolView {
   if (requestHead && requestHead.length > 0) {
-    const req = parseHttpRequest(requestHead);
-    if (req) return { protocol: 'http', request: req, response: responseHead ? (parseHttpResponse(responseHead) ?? undefined) : undefined };
-    const cmd = parseRedisCommand(requestHead);
-    if (cmd) return { protocol: 'redis', command: cmd, reply: responseHead ? (parseRedisReply(responseHead) ?? undefined) : undefined };
+    for (const protocol of PROTOCOLS) {
+      const request = protocol.parseRequest(requestHead);
+      if (request !== null) return { protocol, request, response: responseHead ? (protocol.parseResponse(responseHead, request) ?? undefined) : undefined };
+    }
   }
-  return { protocol: 'tcp' };
+  return GENERIC;
 }
 
 /**
@@ -26,7 +32,12 @@ export function identify(requestHead?: Buffer, responseHead?: Buffer): ProtocolV
  * undefined when the protocol cannot say (chunked, cut heads, unknown).
  */
 export function expectedResponseBytes(view: ProtocolView): number | undefined {
-  if (view.protocol === 'http') return view.response ? httpResponseLength(view.response, view.request.method) : undefined;
-  if (view.protocol === 'redis') return view.reply?.length;
-  return undefined;
+  return view.protocol && view.response !== undefined ? view.protocol.responseBytes(view.request, view.response) : undefined;
+}
+
+/** The requests written back to back in `head`, as its protocol splits them ([head] where it has no pipelining). */
+export function splitRequests(head: Buffer): Buffer[] {
+  if (head.length === 0) return [];
+  const pipelining = identify(head).protocol?.pipelining;
+  return pipelining ? pipelining.splitRequests(head) : [head];
 }

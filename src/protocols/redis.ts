@@ -1,7 +1,11 @@
 /**
- * Redis RESP (v2/v3) commands and replies, parsed from message heads. Never
- * throws; returns null for anything that is not RESP.
+ * Redis RESP (v2/v3): commands and replies parsed from message heads (never
+ * throws; null for anything that is not RESP), and the plug-in (`redis`)
+ * that names and describes Redis spans per the semantic conventions.
  */
+import { ATTR_DB_OPERATION_NAME, ATTR_DB_SYSTEM_NAME, ATTR_NETWORK_PROTOCOL_NAME } from '@opentelemetry/semantic-conventions';
+import type { Protocol } from './protocol';
+
 export interface RedisCommand {
   name: string; // upper case, e.g. GET
   args: number;
@@ -152,3 +156,19 @@ export function parseRedisReply(buf: Buffer): RedisReply | null {
   if (buf[0] === 0x2d /* '-' */) reply.error = readLine(buf, 0)?.line.slice(1);
   return reply;
 }
+
+/** Redis spans: named by command; an error reply is the span's error. */
+export const redis: Protocol<RedisCommand, RedisReply> = {
+  name: 'redis',
+  parseRequest: parseRedisCommand,
+  parseResponse: (head) => parseRedisReply(head),
+  responseBytes: (_command, reply) => reply.length,
+  spanName: (command) => command.name,
+  describe(command, reply, _side, sink) {
+    sink.attribute(ATTR_DB_SYSTEM_NAME, 'redis');
+    sink.attribute(ATTR_DB_OPERATION_NAME, command.name);
+    sink.attribute(ATTR_NETWORK_PROTOCOL_NAME, 'resp');
+    if (reply?.error === undefined) return undefined;
+    return { type: reply.error.split(' ')[0] || 'redis_error', message: reply.error };
+  },
+};

@@ -28,8 +28,7 @@
  */
 import { Direction, EventType, Flag, Role } from '../events/layout';
 import type { KernelEvent, Tuple } from '../events/decoder';
-import { expectedResponseBytes, identify, type ProtocolView } from '../protocols';
-import { splitPipelinedRequests } from '../protocols/http1';
+import { expectedResponseBytes, identify, splitRequests, type ProtocolView } from '../protocols';
 
 export interface Message {
   seq: number;
@@ -205,7 +204,7 @@ export class Correlator {
     if (isRequest && ev.payload?.length && !(ev.flags & Flag.GB_F_PIPELINED)) conn.lastRequestHead = ev.payload;
     if (ev.flags & Flag.GB_F_PIPELINED && ev.pipelineIdx > 0) {
       ex.pipelineIndex = ev.pipelineIdx;
-      ex.request.head = splitPipelinedRequests(conn.lastRequestHead ?? Buffer.alloc(0))[ev.pipelineIdx];
+      ex.request.head = splitRequests(conn.lastRequestHead ?? Buffer.alloc(0))[ev.pipelineIdx];
     }
     if (ev.payload && (!isRequest || ex.response?.head)) {
       ex.protocol = identify(ex.request.head, ex.response?.head);

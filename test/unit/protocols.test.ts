@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { countPipelinedRequests, httpResponseLength, parseHttpRequest, parseHttpResponse } from '../../src/protocols/http1';
+import { countPipelinedRequests, httpResponseLength, parseHttpRequest, parseHttpResponse, splitPipelinedRequests } from '../../src/protocols/http1';
 import { parseRedisCommand, parseRedisReply } from '../../src/protocols/redis';
 import { expectedResponseBytes, identify } from '../../src/protocols';
 
@@ -54,10 +54,19 @@ test('HTTP/1 header fields read from the bytes: whitespace, case, repeats and ma
   assert.deepEqual([req?.host, req?.userAgent], ['shop:8080', 'wrk']);
 });
 
-test('HTTP/1 pipelining: complete heads back to back are counted', () => {
+test("HTTP/1 pipelining: requests counted by the kernel's rule (a method right after each head's blank line)", () => {
   assert.equal(countPipelinedRequests(b('GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n')), 2);
-  assert.equal(countPipelinedRequests(b('POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /b HTTP/1.1\r\n\r\n')), 2);
-  assert.equal(countPipelinedRequests(b('GET /a HTTP/1.1\r\n\r\nGET /b HT')), 1);
+  assert.equal(countPipelinedRequests(b('GET /a HTTP/1.1\r\n\r\nHEAD /b HTTP/1.1\r\n\r\nDELETE /c HTTP/1.1\r\n\r\n')), 3);
+  // The second is cut, but it has begun: the server's kernel numbers it too.
+  assert.equal(countPipelinedRequests(b('GET /a HTTP/1.1\r\n\r\nGET /b HT')), 2);
+  // Bodies are not skipped: a request behind one with a body is not split off (the kernel does not read Content-Length).
+  assert.equal(countPipelinedRequests(b('POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /b HTTP/1.1\r\n\r\n')), 1);
+  // The first blank line followed by something else ends the count, even if a method comes later.
+  assert.equal(countPipelinedRequests(b('POST /a HTTP/1.1\r\nContent-Length: 9\r\n\r\nx\r\n\r\nGET /b HTTP/1.1\r\n\r\n')), 1);
+  assert.deepEqual(
+    splitPipelinedRequests(b('GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n')).map((x) => x.toString('latin1')),
+    ['GET /a HTTP/1.1\r\n\r\n', 'GET /b HTTP/1.1\r\n\r\n'],
+  );
 });
 
 test('Redis RESP: commands, inline commands, replies, errors, completeness', () => {
@@ -103,10 +112,10 @@ test('Redis commands are read from the bytes: names of any case and . - _ |, cou
 });
 
 test('identify and expectedResponseBytes pick the protocol from the request head', () => {
-  assert.equal(identify(b('GET / HTTP/1.1\r\n\r\n')).protocol, 'http');
-  assert.equal(identify(b('*1\r\n$4\r\nPING\r\n')).protocol, 'redis');
-  assert.equal(identify(b('\x00\x01binary')).protocol, 'tcp');
-  assert.equal(identify(undefined).protocol, 'tcp');
+  assert.equal(identify(b('GET / HTTP/1.1\r\n\r\n')).protocol?.name, 'http');
+  assert.equal(identify(b('*1\r\n$4\r\nPING\r\n')).protocol?.name, 'redis');
+  assert.equal(identify(b('\x00\x01binary')).protocol, undefined);
+  assert.equal(identify(undefined).protocol, undefined);
   assert.equal(expectedResponseBytes(identify(b('*1\r\n$4\r\nPING\r\n'), b('+PONG\r\n'))), 7);
   assert.equal(expectedResponseBytes(identify(b('x'), b('y'))), undefined);
 });

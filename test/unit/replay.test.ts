@@ -8,6 +8,7 @@ import { Role } from '../../src/events/layout';
 import { forEachRecord, encodeRecords, ReplayFormatError } from '../../src/events/replay';
 import { Correlator, type Exchange } from '../../src/trace/correlator';
 import { identify } from '../../src/protocols';
+import type { HttpRequestHead } from '../../src/protocols/http1';
 
 const DIR = path.resolve(__dirname, '..', '..', '..', 'test', 'fixtures', 'recorded');
 
@@ -32,7 +33,7 @@ test('frontend (Node.js, host 2): 100 server spans, each parent of exactly one c
     assert.equal(c.traceId, parent.traceId);
     const pathOf = (e: Exchange) => {
       const v = identify(e.request.head, e.response?.head);
-      return v.protocol === 'http' ? v.request.path : undefined;
+      return v.protocol?.name === 'http' ? (v.request as HttpRequestHead).path : undefined;
     };
     assert.equal(pathOf(c), pathOf(parent), 'the downstream call carries the path of the request it serves');
     assert.ok(c.request.startNs >= parent.request.startNs && (c.response?.endNs ?? 0) <= (parent.response?.endNs ?? 0));
@@ -44,7 +45,7 @@ test('frontend (Node.js, host 2): 100 server spans, each parent of exactly one c
 test('backend (Python threads, host 3): each HTTP server span has one Redis client child', () => {
   const { exchanges } = replay('backend-h3.events');
   const servers = exchanges.filter((e) => e.role === Role.GB_ROLE_SERVER);
-  const redis = exchanges.filter((e) => e.role === Role.GB_ROLE_CLIENT && identify(e.request.head).protocol === 'redis');
+  const redis = exchanges.filter((e) => e.role === Role.GB_ROLE_CLIENT && identify(e.request.head).protocol?.name === 'redis');
   assert.equal(servers.length, 100);
   assert.equal(redis.length, 100);
   const ids = new Set(servers.map((s) => s.spanId));
