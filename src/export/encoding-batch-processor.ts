@@ -14,7 +14,7 @@
  * generation; as bytes (~440 per span, outside the JavaScript heap) they
  * cost the collector nothing. Replayed events: 19–24 -> 13.5–15 µs of CPU
  * per exported span; a full queue of 8,192 spans: 10.7 -> 3.1 MiB of heap
- * (README, Agent cost).
+ * (docs/design/otlp-export.md).
  */
 import { context } from '@opentelemetry/api';
 import { ExportResultCode, globalErrorHandler, suppressTracing, type InstrumentationScope } from '@opentelemetry/core';

@@ -10,7 +10,7 @@
  * these virtual machines a ~200-700 KB copy into fresh memory costs a page
  * fault per 4 KB touched; with its per-call machinery that was 3.0-3.9 µs of
  * CPU per span for 400-span requests against 1.0 µs for the same bytes sent
- * here (README, Agent cost). This transport writes the prefix and the
+ * here (docs/performance.md, docs/design/otlp-export.md). This transport writes the prefix and the
  * request as two writes, copies nothing, and resolves only once the stream
  * has closed, so the caller may reuse the request's memory afterwards.
  *
