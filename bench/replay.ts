@@ -16,13 +16,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
-import { OtlpGrpcSpanExporter } from '../src/export/otlp-grpc-exporter';
+import { OtlpGrpcSpanExporter } from '../src/otlp/otlp-grpc-exporter';
 import { EventView } from '../src/events/decoder';
 import { forEachRecord } from '../src/events/replay';
 import { Correlator, type Exchange } from '../src/trace/correlator';
 import { buildSpans } from '../src/export/span-builder';
 import { createSpanPipeline, type SpanPipeline } from '../src/export/span-pipeline';
-import { WallClock, nodeClock } from '../src/export/clock';
+import { WallClock, nodeClock } from '../src/events/clock';
 import { log } from '../src/log';
 import { OtlpSink, ROOT, median, saveResults } from './bench-support';
 

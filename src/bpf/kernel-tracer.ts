@@ -16,6 +16,10 @@ import { RingBufferReader } from './ring-buffer';
 import type { Logger } from '../log';
 import { hookSetOf, type HookChoice, type HookSet } from './hooks';
 import { MAP_COUNT_SECTION, MapCounter, type MapOccupancy } from './map-counts';
+import { captureLibbpfLog, clearLibbpfLines, programsThatFailed, recentLibbpfLines } from './libbpf-log';
+import { netNamespacesOf, runIteratorInEachNamespace } from './existing-connections';
+
+export { netNamespacesOf } from './existing-connections';
 
 export interface KernelTracerOptions {
   objectPath: string;
@@ -47,44 +51,10 @@ export class KernelTracerError extends Error {}
 /** The kernel refused to load or attach a program of the requested hook set (what `--hooks auto` falls back on). */
 export class HookSetRefusedError extends KernelTracerError {}
 
-/** Names of the programs libbpf reported it could not load (its "prog 'NAME': failed to load" lines). */
-function programsThatFailed(lines: string[]): string[] {
-  return lines.flatMap((l) => [...l.matchAll(/prog '([^']+)': failed to load/g)].map((m) => m[1]));
-}
-
 /** Where the compiled object lives, for a checkout and for an installed package. */
 export function defaultObjectPath(): string {
   return path.resolve(__dirname, '..', '..', '..', 'bpf', '.output', 'gearbox.bpf.o');
 }
-
-let printCallback: unknown;
-const libbpfLines: string[] = [];
-
-/** Routes libbpf's messages into a buffer (shown on failure) and the logger. */
-function captureLibbpfLog(log: Logger): void {
-  if (printCallback) return;
-  const lib = libbpf();
-  const buf = Buffer.alloc(4096);
-  printCallback = koffi.register((level: number, fmt: string, args: Ptr) => {
-    try {
-      const n = lib.vsnprintf(buf, buf.length, fmt, args) as number;
-      const line = buf
-        .subarray(0, Math.max(0, Math.min(n, buf.length - 1)))
-        .toString('utf8')
-        .trimEnd();
-      libbpfLines.push(line);
-      if (libbpfLines.length > 400) libbpfLines.splice(0, libbpfLines.length - 400);
-      if (level === 0) log.warn({ libbpf: line }, 'libbpf');
-      else log.trace({ libbpf: line }, 'libbpf');
-    } catch {
-      /* never throw into C */
-    }
-    return 0;
-  }, koffi.pointer(lib.printFn));
-  lib.libbpf_set_print(printCallback);
-}
-
-const CLONE_NEWNET = 0x40000000;
 
 /** net.ipv4.ip_local_port_range of the agent's namespace (Linux default 32768-60999). */
 function ephemeralPortRange(): [number, number] {
@@ -95,36 +65,6 @@ function ephemeralPortRange(): [number, number] {
     /* default below */
   }
   return [32768, 60999];
-}
-
-/** One /proc/<pid>/ns/net path per distinct network namespace of the processes under `cgroup` (all processes if undefined), own namespace first. */
-export function netNamespacesOf(cgroup: string | undefined): string[] {
-  const seen = new Map<bigint, string>();
-  seen.set(fs.statSync('/proc/self/ns/net', { bigint: true }).ino, '/proc/self/ns/net');
-  const pids: string[] = [];
-  if (cgroup) {
-    const walk = (dir: string) => {
-      try {
-        pids.push(...fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean));
-        for (const e of fs.readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) walk(path.join(dir, e.name));
-      } catch {
-        /* removed while walking */
-      }
-    };
-    walk(cgroup);
-  } else {
-    pids.push(...fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)));
-  }
-  for (const pid of pids) {
-    try {
-      const p = `/proc/${pid}/ns/net`;
-      const ino = fs.statSync(p, { bigint: true }).ino;
-      if (!seen.has(ino)) seen.set(ino, p);
-    } catch {
-      /* exited */
-    }
-  }
-  return [...seen.values()];
 }
 
 export class KernelTracer {
@@ -164,9 +104,9 @@ export class KernelTracer {
   private startWith(hooks: HookSet): void {
     const lib = libbpf();
     const { objectPath, log } = this.opts;
-    libbpfLines.length = 0;
+    clearLibbpfLines();
     this.obj = lib.bpf_object__open_file(objectPath, null) as Ptr | null;
-    if (!this.obj) throw new KernelTracerError(`cannot open ${objectPath} (errno ${koffi.errno()}): ${libbpfLines.slice(-5).join(' | ')}`);
+    if (!this.obj) throw new KernelTracerError(`cannot open ${objectPath} (errno ${koffi.errno()}): ${recentLibbpfLines().slice(-5).join(' | ')}`);
     for (const p of this.programs()) {
       const set = hookSetOf(lib.bpf_program__section_name(p) as string);
       if (set && set !== hooks) lib.bpf_program__set_autoload(p, false);
@@ -174,8 +114,8 @@ export class KernelTracer {
     this.configure();
     if ((withSignalsHeld(() => lib.bpf_object__load(this.obj)) as number) !== 0) {
       const errno = koffi.errno();
-      const detail = libbpfLines.slice(-25).join('\n');
-      const hookSetFailed = programsThatFailed(libbpfLines).some((name) => this.hookSetOfProgram(name) === hooks);
+      const detail = recentLibbpfLines().slice(-25).join('\n');
+      const hookSetFailed = programsThatFailed(recentLibbpfLines()).some((name) => this.hookSetOfProgram(name) === hooks);
       this.stop();
       const Refusal = hookSetFailed ? HookSetRefusedError : KernelTracerError;
       throw new Refusal(`the kernel refused the BPF programs (${hooks} hooks, errno ${errno}):\n${detail}`);
@@ -282,31 +222,9 @@ export class KernelTracer {
       this.opts.log.warn({ errno: koffi.errno() }, 'cannot iterate existing TCP connections; only new ones carry context');
       return;
     }
-    const own = fs.openSync('/proc/self/ns/net', 'r');
     try {
-      for (const nsPath of netNamespacesOf(this.opts.filterCgroup ? this.opts.cgroupPath : undefined)) {
-        let nsFd = -1;
-        try {
-          nsFd = fs.openSync(nsPath, 'r');
-          if (nsPath !== '/proc/self/ns/net' && (lib.setns(nsFd, CLONE_NEWNET) as number) !== 0) continue;
-          const fd = lib.bpf_iter_create(lib.bpf_link__fd(link)) as number;
-          if (fd >= 0) {
-            const buf = Buffer.alloc(4096);
-            while ((lib.read(fd, buf, buf.length) as number) > 0) {
-              /* the iterator prints nothing; reading drives it */
-            }
-            lib.close(fd);
-          }
-        } catch {
-          /* the process (and its namespace) went away */
-        } finally {
-          if (nsFd >= 0) fs.closeSync(nsFd);
-        }
-        // Not in a finally: a `continue` above never left the agent's namespace.
-        if ((lib.setns(own, CLONE_NEWNET) as number) !== 0) throw new KernelTracerError("cannot return to the agent's own network namespace");
-      }
+      runIteratorInEachNamespace(lib.bpf_link__fd(link) as number, netNamespacesOf(this.opts.filterCgroup ? this.opts.cgroupPath : undefined));
     } finally {
-      fs.closeSync(own);
       lib.bpf_link__destroy(link);
     }
   }
@@ -340,7 +258,7 @@ export class KernelTracer {
     const prog = [...this.programs()].find((p) => (lib.bpf_program__section_name(p) as string) === MAP_COUNT_SECTION);
     if (!prog) throw new KernelTracerError(`the BPF object has no ${MAP_COUNT_SECTION} program`);
     const link = lib.bpf_program__attach(prog) as Ptr | null;
-    if (!link) throw new KernelTracerError(`cannot attach the map-count iterator (errno ${koffi.errno()}): ${libbpfLines.slice(-3).join(' | ')}`);
+    if (!link) throw new KernelTracerError(`cannot attach the map-count iterator (errno ${koffi.errno()}): ${recentLibbpfLines().slice(-3).join(' | ')}`);
     this.links.push(link);
     const maps = STATE_MAPS.map((name) => {
       const m = this.map(name);
@@ -460,7 +378,7 @@ export class KernelTracer {
       const link = section === 'sockops' ? (lib.bpf_program__attach_cgroup(p, this.cgroupFd) as Ptr | null) : (lib.bpf_program__attach(p) as Ptr | null);
       if (!link) {
         const Refusal = hookSetOf(section) ? HookSetRefusedError : KernelTracerError;
-        throw new Refusal(`cannot attach ${name} (${section}) (errno ${koffi.errno()}): ${libbpfLines.slice(-3).join(' | ')}`);
+        throw new Refusal(`cannot attach ${name} (${section}) (errno ${koffi.errno()}): ${recentLibbpfLines().slice(-3).join(' | ')}`);
       }
       this.links.push(link);
     }

@@ -80,11 +80,6 @@ export function libbpf(): ReturnType<typeof bind> {
   return cached;
 }
 
-export function errnoText(): string {
-  const e = koffi.errno();
-  return `errno ${e}`;
-}
-
 export const MAP_FAILED = 0xffffffffffffffffn;
 export const PROT_READ = 1;
 export const PROT_WRITE = 2;

@@ -6,7 +6,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { OtlpGrpcSpanExporter } from '../export/otlp-grpc-exporter';
+import { OtlpGrpcSpanExporter } from '../otlp/otlp-grpc-exporter';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { requireRunPrerequisites, PrerequisiteError } from '../bpf/prerequisites';
 import { SampleSystem } from '../demo/sample-system';

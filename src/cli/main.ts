@@ -8,7 +8,7 @@ import { resourceAttributesFromEnv, sampleRatioFromEnv } from './config';
 import { ConfigFileError, loadConfigFile } from './config-file';
 import { parseTrustPeers, type PeerPrefix } from '../bpf/trusted-peers';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
-import type { ServiceNameSource } from '../export/process-resources';
+import type { ServiceNameSource } from '../resources/process-resources';
 import { HOOK_CHOICES, type HookChoice } from '../bpf/hooks';
 import { CPU_PRIORITIES, type CpuPriority } from '../overhead/cpu-priority';
 
@@ -118,6 +118,15 @@ export function buildCli(): Command {
         .env('GEARBOX_OTLP_ENCODER'),
     )
     .addOption(
+      new Option(
+        '--otlp-transport <which>',
+        "how requests reach the endpoint: auto (plaintext endpoints over Node's HTTP/2 client without a copy, TLS and unix sockets over @grpc/grpc-js) or grpc-js (always @grpc/grpc-js: its proxies, DNS re-resolution and load balancing)",
+      )
+        .choices(['auto', 'grpc-js'])
+        .default('auto')
+        .env('GEARBOX_OTLP_TRANSPORT'),
+    )
+    .addOption(
       new Option('--idle-ms <n>', 'a message ends after this long without data').default(2000).env('GEARBOX_IDLE_MS').argParser(positiveInt('--idle-ms')),
     )
     .addOption(
@@ -195,7 +204,7 @@ the --config file. Standard OpenTelemetry variables:
       log.level = String(o.logLevel);
       const root = cgroup2Root();
       const cgroupPath = (o.cgroup as string | undefined) ?? root ?? '/sys/fs/cgroup';
-      const { Agent } = await import('../agent');
+      const { Agent } = await import('../agent/agent');
       const exporters: SpanExporter[] = [];
       if (o.console) {
         const { TraceTreePrinter } = await import('../export/trace-tree-printer');
@@ -206,8 +215,8 @@ the --config file. Standard OpenTelemetry variables:
           const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-grpc');
           exporters.push(new OTLPTraceExporter());
         } else {
-          const { OtlpGrpcSpanExporter } = await import('../export/otlp-grpc-exporter');
-          exporters.push(new OtlpGrpcSpanExporter());
+          const { OtlpGrpcSpanExporter } = await import('../otlp/otlp-grpc-exporter');
+          exporters.push(new OtlpGrpcSpanExporter({}, o.otlpTransport as 'auto' | 'grpc-js'));
         }
       }
       let agent;

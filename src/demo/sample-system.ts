@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { Lab, type Host } from '../lab/namespace-lab';
-import { Agent } from '../agent';
+import { Agent } from '../agent/agent';
 import type { Logger } from '../log';
 
 export const SERVICES_DIR = path.resolve(__dirname, '..', '..', '..', 'examples', 'services');

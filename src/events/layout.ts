@@ -25,9 +25,6 @@ export const PAYLOAD_OFFSET = STRUCTS.gb_event_with_payload.fields.payload.offse
 export const PAYLOAD_MAX = C.GB_PAYLOAD_MAX;
 export const PROC = STRUCTS.gb_proc_event.fields;
 
-export type DirectionValue = (typeof Direction)[keyof typeof Direction];
-export type RoleValue = (typeof Role)[keyof typeof Role];
-
 /** Counter names in index order, e.g. ['events_sent', 'events_lost', ...]. */
 export const COUNTER_NAMES: string[] = (() => {
   const names: string[] = [];

@@ -34,8 +34,8 @@ import type { Exchange } from '../trace/correlator';
 import { identify, type ProtocolView } from '../protocols';
 import type { ExchangeSide, Pipelining } from '../protocols/protocol';
 import { derivePipelined } from '../trace/pipelining';
-import { hrDuration, type WallClock } from './clock';
-import type { AttributeWriter, OtlpTraceEncoder, SpanFields } from './otlp-trace-encoder';
+import { hrDuration, type WallClock } from '../events/clock';
+import type { AttributeWriter, OtlpTraceEncoder, SpanFields } from '../otlp/trace-encoder';
 
 export const INSTRUMENTATION_SCOPE = { name: 'gearbox', version: '0.1.0' };
 

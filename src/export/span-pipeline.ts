@@ -12,17 +12,17 @@
  * (RetryingExporter) while the queue absorbs what arrives meanwhile.
  */
 import { BatchSpanProcessor, type BufferConfig, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { OtlpGrpcSpanExporter } from './otlp-grpc-exporter';
+import { OtlpGrpcSpanExporter } from '../otlp/otlp-grpc-exporter';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { Logger } from '../log';
-import type { BatchExporter } from './batch-exporter';
-import { EncodingBatchProcessor } from './encoding-batch-processor';
-import type { EncodedSpans } from './otlp-trace-encoder';
+import type { BatchExporter } from '../otlp/batch-exporter';
+import { EncodingBatchProcessor } from '../otlp/encoding-batch-processor';
+import type { EncodedSpans } from '../otlp/trace-encoder';
 import type { Resource } from '@opentelemetry/resources';
 import type { Exchange } from '../trace/correlator';
-import type { WallClock } from './clock';
+import type { WallClock } from '../events/clock';
 import { INSTRUMENTATION_SCOPE, buildSpan, encodeSpan, spanParts, type SpanPart } from './span-builder';
-import { DEFAULT_RETRY, RetryingExporter } from './retrying-exporter';
+import { DEFAULT_RETRY, RetryingExporter } from '../otlp/retrying-exporter';
 
 export interface ExportStats {
   /** Spans accepted into the queue. */

@@ -28,47 +28,10 @@
  */
 import { Direction, EventType, Flag, Role } from '../events/layout';
 import type { KernelEvent, Tuple } from '../events/decoder';
-import { expectedResponseBytes, identify, splitRequests, type ProtocolView } from '../protocols';
+import { addToMessage, newMessage, type EndReason, type Exchange } from './exchange';
 
-export interface Message {
-  seq: number;
-  startNs: number;
-  endNs: number;
-  bytes: number;
-  events: number;
-  head?: Buffer;
-  /** The event that opened the message (GB_F_MSG_START) was seen. */
-  sawStart: boolean;
-  pid: number;
-  tid: number;
-}
-
-export type EndReason = 'next-request' | 'close' | 'complete' | 'idle' | 'unanswered' | 'evicted' | 'shutdown';
-
-export interface Exchange {
-  connId: number;
-  role: number; // Role
-  tuple: Tuple;
-  traceId: string;
-  spanId: string;
-  parentSpanId: string;
-  flags: number;
-  request: Message;
-  response?: Message;
-  endReason?: EndReason;
-  /** Without a response: when the exchange was seen to end (the close, or when the agent gave up waiting). */
-  endedNs?: number;
-  /** Why the exchange is known to be incomplete (e.g. its first event was lost). */
-  incomplete?: string;
-  /** Events of this exchange the ring buffer had no room for, as far as known. */
-  lostEvents?: number;
-  /** Response size the protocol announced (HTTP Content-Length, a whole Redis reply). */
-  expectedResponseBytes?: number;
-  /** k >= 1: a request that arrived pipelined behind k others in one read (server side). */
-  pipelineIndex?: number;
-  /** The heads parsed (once, when the response head arrived); valid for request.head/response.head as they are. */
-  protocol?: ProtocolView;
-}
+export type { EndReason, Exchange, Message } from './exchange';
+import { expectedResponseBytes, identify, splitRequests } from '../protocols';
 
 export interface CorrelatorOptions {
   idleNs: number;
@@ -426,22 +389,4 @@ function lostSince(conn: Conn, connLost: number): number {
   if (diff === 0 || diff >= 0x8000) return 0;
   conn.lostSeen = connLost;
   return diff;
-}
-
-/** An empty message; events fill it in whatever order they arrive. */
-function newMessage(ev: KernelEvent): Message {
-  return { seq: ev.msgSeq, startNs: Infinity, endNs: -Infinity, bytes: 0, events: 0, sawStart: false, pid: ev.pid, tid: ev.tid };
-}
-
-function addToMessage(msg: Message, ev: KernelEvent): void {
-  if (ev.tsNs < msg.startNs) msg.startNs = ev.tsNs;
-  if (ev.tsNs > msg.endNs) msg.endNs = ev.tsNs;
-  msg.bytes += ev.bytes;
-  msg.events++;
-  if (ev.flags & Flag.GB_F_MSG_START) {
-    msg.sawStart = true;
-    msg.pid = ev.pid;
-    msg.tid = ev.tid;
-    if (ev.payload) msg.head = ev.payload;
-  }
 }

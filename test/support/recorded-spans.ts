@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { buildSpans } from '../../src/export/span-builder';
-import { WallClock, nodeClock } from '../../src/export/clock';
+import { WallClock, nodeClock } from '../../src/events/clock';
 import { EventView } from '../../src/events/decoder';
 import { forEachRecord } from '../../src/events/replay';
 import { Correlator, type Exchange } from '../../src/trace/correlator';

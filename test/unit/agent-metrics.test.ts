@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AgentMetrics, type AgentStatsSnapshot } from '../../src/export/agent-metrics';
+import { AgentMetrics, type AgentStatsSnapshot } from '../../src/agent/metrics';
 import { LoopWatch } from '../../src/overhead/loop-watch';
 
 function snapshot(): AgentStatsSnapshot {

@@ -1,7 +1,7 @@
 /** Kernel stamps to wall time: the offset comes from the tightest clock_gettime bracket, whole seconds for CLOCK_TAI; agents agree across steps of the wall clock. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WallClock, type ClockSource } from '../../src/export/clock';
+import { WallClock, type ClockSource } from '../../src/events/clock';
 import { seededRandom } from '../support/seeded-random';
 
 const WALL_MINUS_MONO = 1_700_000_000_000_000_000n;

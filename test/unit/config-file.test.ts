@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { ConfigFileError, loadConfigFile } from '../../src/cli/config-file';
-import { serviceNameFromCgroup } from '../../src/export/process-resources';
+import { serviceNameFromCgroup } from '../../src/resources/process-resources';
 
 const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gearbox-config-'));

@@ -13,9 +13,9 @@ import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
-import type { BatchExporter } from '../../src/export/batch-exporter';
-import { EncodingBatchProcessor, type BatchSettings } from '../../src/export/encoding-batch-processor';
-import type { EncodedSpans } from '../../src/export/otlp-trace-encoder';
+import type { BatchExporter } from '../../src/otlp/batch-exporter';
+import { EncodingBatchProcessor, type BatchSettings } from '../../src/otlp/encoding-batch-processor';
+import type { EncodedSpans } from '../../src/otlp/trace-encoder';
 import { recordedSpans } from '../support/recorded-spans';
 
 const resources = [

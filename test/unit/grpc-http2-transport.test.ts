@@ -15,15 +15,15 @@ import { promisify } from 'node:util';
 import type { AddressInfo } from 'node:net';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { ExportResponse } from '@opentelemetry/otlp-exporter-base';
-import { GrpcHttp2Transport, GrpcCallError, GrpcStatus } from '../../src/export/grpc-http2-transport';
-import { OtlpGrpcSpanExporter } from '../../src/export/otlp-grpc-exporter';
-import { OtlpTraceEncoder } from '../../src/export/otlp-trace-encoder';
-import { isRetryable } from '../../src/export/retrying-exporter';
+import { GrpcHttp2Transport, GrpcCallError, GrpcStatus } from '../../src/otlp/grpc-http2-transport';
+import { OtlpGrpcSpanExporter } from '../../src/otlp/otlp-grpc-exporter';
+import { OtlpTraceEncoder } from '../../src/otlp/trace-encoder';
+import { isRetryable } from '../../src/otlp/retrying-exporter';
 import { OtlpReceiver } from '../support/otlp-receiver';
 import { recordedExchanges, recordedSpans } from '../support/recorded-spans';
 import { OtlpSink } from '../../bench/bench-support';
 import { createSpanPipeline } from '../../src/export/span-pipeline';
-import { WallClock, nodeClock } from '../../src/export/clock';
+import { WallClock, nodeClock } from '../../src/events/clock';
 import { log } from '../../src/log';
 
 const PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
@@ -209,7 +209,7 @@ test('a call in flight keeps the process alive until it is answered; an idle con
   // answer (the agent's last export at exit), then exit by itself. No
   // deadline, so no timer holds the process: only the call does.
   const script = `
-    const { GrpcHttp2Transport } = require(${JSON.stringify(require.resolve('../../src/export/grpc-http2-transport'))});
+    const { GrpcHttp2Transport } = require(${JSON.stringify(require.resolve('../../src/otlp/grpc-http2-transport'))});
     const tr = new GrpcHttp2Transport({ authority: '127.0.0.1:${receiver.port}', path: '${PATH}', headers: () => ({}), compression: 'none', userAgent: 'u' });
     const t0 = Date.now();
     tr.send(new Uint8Array(0), Infinity).then((r) => console.log(r.status + ' after ' + (Date.now() - t0) + ' ms'));
@@ -228,4 +228,23 @@ test('the exporter sends over this transport to http:// endpoints and over @grpc
   assert.equal(tls.transport, 'grpc-js');
   await plain.shutdown();
   await tls.shutdown();
+});
+
+test('--otlp-transport grpc-js: a plaintext endpoint is sent to over @grpc/grpc-js, with the same encoder', async (t) => {
+  const receiver = new OtlpReceiver();
+  await receiver.start();
+  t.after(() => receiver.stop());
+  for (const choice of ['auto', 'grpc-js'] as const) {
+    const exporter = new OtlpGrpcSpanExporter({ url: `http://127.0.0.1:${receiver.port}` }, choice);
+    assert.equal(exporter.transport, choice === 'auto' ? 'http2' : 'grpc-js');
+    const before = receiver.spans.length;
+    const result = await new Promise<{ code: number }>((resolve) => exporter.export(SPANS.slice(0, 5), resolve));
+    assert.equal(result.code, 0, `${choice}: exported`);
+    assert.deepEqual(
+      receiver.spans.slice(before).map((s) => s.spanId),
+      SPANS.slice(0, 5).map((s) => s.spanContext().spanId),
+      `${choice}: the five spans arrived`,
+    );
+    await exporter.shutdown();
+  }
 });

@@ -13,8 +13,8 @@ import { TraceState } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
-import { OtlpTraceEncoder } from '../../src/export/otlp-trace-encoder';
-import { traceSerializer } from '../../src/export/otlp-grpc-exporter';
+import { OtlpTraceEncoder } from '../../src/otlp/trace-encoder';
+import { traceSerializer } from '../../src/otlp/otlp-grpc-exporter';
 import { INSTRUMENTATION_SCOPE } from '../../src/export/span-builder';
 import { recordedSpans } from '../support/recorded-spans';
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { derivePipelined, PIPELINE_MIX } from '../../src/trace/pipelining';
 import { buildSpans } from '../../src/export/span-builder';
-import { WallClock } from '../../src/export/clock';
+import { WallClock } from '../../src/events/clock';
 import { decodeEvent } from '../../src/events/decoder';
 import { Direction, Flag, Role, EV } from '../../src/events/layout';
 import { Correlator, type Exchange } from '../../src/trace/correlator';

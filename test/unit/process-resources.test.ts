@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeEvent } from '../../src/events/decoder';
 import { EV, EventType, PROC, STRUCTS } from '../../src/events/layout';
-import { ProcessResources } from '../../src/export/process-resources';
+import { ProcessResources } from '../../src/resources/process-resources';
 import { view } from '../support/event-builder';
 
 function procRecord(pid: number, comm: string, env: string, args: string): Buffer {
@@ -52,7 +52,7 @@ test('the live agent process itself resolves from /proc', () => {
 });
 
 test('Kubernetes: pod uid and container id from the cgroup, workload name from the pod name', async () => {
-  const { kubernetesFromCgroup, workloadFromPodName } = await import('../../src/export/process-resources');
+  const { kubernetesFromCgroup, workloadFromPodName } = await import('../../src/resources/process-resources');
   const cid = 'a'.repeat(64);
   assert.deepEqual(
     kubernetesFromCgroup(

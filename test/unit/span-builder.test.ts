@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { SpanKind, SpanStatusCode, TraceFlags } from '@opentelemetry/api';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { buildSpan } from '../../src/export/span-builder';
-import { WallClock } from '../../src/export/clock';
+import { WallClock } from '../../src/events/clock';
 import { Flag, Role } from '../../src/events/layout';
 import type { Exchange } from '../../src/trace/correlator';
 import { madeExchange } from '../support/made-exchange';

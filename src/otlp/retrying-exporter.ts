@@ -12,11 +12,7 @@
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { BatchExporter } from './batch-exporter';
-
-/** gRPC status codes the OTLP specification calls retryable. */
-const RETRYABLE_GRPC_CODES = new Set([
-  1 /* CANCELLED */, 4 /* DEADLINE_EXCEEDED */, 10 /* ABORTED */, 11 /* OUT_OF_RANGE */, 14 /* UNAVAILABLE */, 15 /* DATA_LOSS */,
-]);
+import { RETRYABLE_GRPC_CODES } from './grpc-status';
 
 export interface RetryPolicy {
   initialBackoffMs: number;

@@ -28,6 +28,9 @@ import http2 from 'node:http2';
 import zlib from 'node:zlib';
 import { promisify } from 'node:util';
 import type { ExportResponse, IExporterTransport } from '@opentelemetry/otlp-exporter-base';
+import { GrpcStatus, grpcStatusName } from './grpc-status';
+
+export { GrpcStatus } from './grpc-status';
 
 export interface GrpcHttp2TransportOptions {
   /** host:port of a plaintext endpoint. */
@@ -40,32 +43,16 @@ export interface GrpcHttp2TransportOptions {
   userAgent: string;
 }
 
-/** gRPC status codes used here (grpc/doc/statuscodes.md). */
-export const GrpcStatus = {
-  OK: 0,
-  CANCELLED: 1,
-  UNKNOWN: 2,
-  DEADLINE_EXCEEDED: 4,
-  PERMISSION_DENIED: 7,
-  RESOURCE_EXHAUSTED: 8,
-  UNIMPLEMENTED: 12,
-  INTERNAL: 13,
-  UNAVAILABLE: 14,
-  UNAUTHENTICATED: 16,
-} as const;
-
 /** A call that ended with a gRPC status other than OK; `code` is what the retry policy and the exporter's metrics read. */
 export class GrpcCallError extends Error {
   constructor(
     readonly code: number,
     readonly details: string,
   ) {
-    super(`${code} ${STATUS_NAMES[code] ?? 'UNKNOWN'}: ${details}`);
+    super(`${code} ${grpcStatusName(code)}: ${details}`);
     this.name = 'GrpcCallError';
   }
 }
-
-const STATUS_NAMES: Record<number, string> = Object.fromEntries(Object.entries(GrpcStatus).map(([k, v]) => [v, k]));
 
 /** HTTP status of a response without a gRPC status -> gRPC code (PROTOCOL-HTTP2.md, http-grpc-status-mapping.md). */
 function codeOfHttpStatus(status: number): number {

@@ -3,29 +3,27 @@
  * One Agent per host (per cgroup scope).
  */
 import fs from 'node:fs';
-import { KernelTracer, defaultObjectPath } from './bpf/kernel-tracer';
-import type { HookChoice } from './bpf/hooks';
-import { requireRunPrerequisites } from './bpf/prerequisites';
-import type { PeerPrefix } from './bpf/trusted-peers';
-import { ScopeLock } from './bpf/scope-lock';
-import { drainFor } from './bpf/ring-buffer';
-import { EventView } from './events/decoder';
-import { Flag } from './events/layout';
-import { EventRecorder } from './events/replay';
-import { Correlator, type Exchange } from './trace/correlator';
-import { WallClock, taiClock } from './export/clock';
-import { ProcessResources, type ServiceNameSource } from './export/process-resources';
-import { createSpanPipeline, type SpanPipeline } from './export/span-pipeline';
+import { KernelTracer, defaultObjectPath } from '../bpf/kernel-tracer';
+import type { HookChoice } from '../bpf/hooks';
+import { requireRunPrerequisites } from '../bpf/prerequisites';
+import type { PeerPrefix } from '../bpf/trusted-peers';
+import { ScopeLock } from '../bpf/scope-lock';
+import { drainFor } from '../bpf/ring-buffer';
+import { EventView } from '../events/decoder';
+import { Flag } from '../events/layout';
+import { EventRecorder } from '../events/replay';
+import { Correlator, type Exchange } from '../trace/correlator';
+import { WallClock, taiClock } from '../events/clock';
+import { ProcessResources, type ServiceNameSource } from '../resources/process-resources';
+import { createSpanPipeline, type SpanPipeline } from '../export/span-pipeline';
 import type { BufferConfig, SpanExporter } from '@opentelemetry/sdk-trace-base';
-import type { Logger } from './log';
-import type { AgentMetrics } from './export/agent-metrics';
-import { CpuBudget } from './overhead/cpu-budget';
-import { RootRateCap } from './overhead/root-rate-cap';
-import { setCpuPriority, type CpuPriority } from './overhead/cpu-priority';
-import { runDelayMicros } from './overhead/run-delay';
-import { LoopWatch } from './overhead/loop-watch';
-import { MemoryRelief, exposedGc } from './overhead/memory-relief';
-import { libbpf } from './bpf/libbpf';
+import type { Logger } from '../log';
+import type { AgentMetrics } from './metrics';
+import { BudgetControl } from '../overhead/budget-control';
+import { setCpuPriority, type CpuPriority } from '../overhead/cpu-priority';
+import { LoopWatch } from '../overhead/loop-watch';
+import { MemoryRelief, exposedGc } from '../overhead/memory-relief';
+import { libbpf } from '../bpf/libbpf';
 
 /**
  * The longest the agent reads the ring buffer before its event loop may
@@ -90,11 +88,7 @@ export class Agent {
   /** Ring-buffer records read (decoded or not): with the kernel's events_lost, all it produced. */
   records = 0;
   private lostReported = 0;
-  private readonly budget: CpuBudget;
-  private readonly rootCap: RootRateCap;
-  private lastShedLog = 0;
-  private budgetReadAt = 0;
-  private droppedAtReading = 0;
+  private readonly control: BudgetControl;
   /** Resolves when the agent cannot go on (its cgroup scope was removed): the caller stops it. */
   readonly scopeGone: Promise<void>;
   private markScopeGone: () => void = () => {};
@@ -114,11 +108,20 @@ export class Agent {
       hooks: opts.hooks ?? 'auto',
       log: opts.log,
     });
-    this.budget = new CpuBudget({ budgetCores: opts.maxCpuCores ?? 0, ceiling: opts.sampleRatio });
-    this.rootCap = new RootRateCap({ budgetCores: this.budget.enabled ? this.budget.budgetCores : 0 });
     this.scopeLock = new ScopeLock(opts.cgroupPath);
     this.resources = new ProcessResources(opts.resourceAttributes, opts.serviceNameFrom);
     this.pipeline = createSpanPipeline(opts.log, opts.exporter, opts.batch);
+    this.control = new BudgetControl(
+      { maxCpuCores: opts.maxCpuCores ?? 0, sampleRatio: opts.sampleRatio },
+      {
+        spansDropped: () => this.pipeline.stats.spansDropped,
+        eventsLost: () => this.lostReported,
+        kernelCounters: () => this.tracer.counters(),
+        setRootSampling: (ratio) => this.tracer.setRootSampling(ratio),
+        setRootCap: (perSecond, burst) => this.tracer.setRootCap(perSecond, burst),
+      },
+      opts.log,
+    );
     this.correlator = new Correlator((ex) => this.export(ex), { idleNs: opts.idleMs * 1e6 });
     this.scopeGone = new Promise((resolve) => (this.markScopeGone = resolve));
     const gc = exposedGc();
@@ -134,7 +137,7 @@ export class Agent {
   async serveMetrics(): Promise<number | undefined> {
     if (this.opts.metricsPort === undefined) return undefined;
     // Loaded only when asked for: prom-client costs the agent's memory otherwise.
-    const { AgentMetrics } = await import('./export/agent-metrics');
+    const { AgentMetrics } = await import('./metrics');
     this.metrics = new AgentMetrics(() => this.stats(), this.watch);
     const port = await this.metrics.listen(this.opts.metricsPort, this.opts.metricsHost ?? '0.0.0.0');
     this.opts.log.info({ port, path: '/metrics' }, 'metrics endpoint');
@@ -145,7 +148,7 @@ export class Agent {
     this.scopeLock.acquire();
     try {
       this.tracer.start();
-      this.tracer.setRootCap(this.rootCap.perSecond, this.rootCap.burst);
+      this.tracer.setRootCap(this.control.rootCap.perSecond, this.control.rootCap.burst);
       // After loading: the verifier's work is not left to idle time.
       if (this.opts.cpuPriority === 'idle') setCpuPriority('idle');
     } catch (e) {
@@ -159,14 +162,14 @@ export class Agent {
         cgroup: this.opts.cgroupPath,
         scoped: this.opts.filterCgroup,
         hooks: this.tracer.hooks,
-        sampleRatio: this.budget.ceiling,
-        maxCpuCores: this.budget.budgetCores || undefined,
-        maxNewTracesPerSecond: this.rootCap.perSecond || undefined,
+        sampleRatio: this.control.budget.ceiling,
+        maxCpuCores: this.control.budget.budgetCores || undefined,
+        maxNewTracesPerSecond: this.control.rootCap.perSecond || undefined,
         cpuPriority: this.opts.cpuPriority ?? 'normal',
       },
       'attached',
     );
-    this.keepToBudget(Date.now()); // the first reading: a second from now the agent can tell
+    this.control.keep(Date.now()); // the first reading: a second from now the agent can tell
     this.loopDone = this.loop();
     if (this.opts.statsIntervalMs > 0) {
       this.statsTimer = setInterval(() => this.watch.time('stats-line', () => this.opts.log.info(this.stats(), 'stats')), this.opts.statsIntervalMs);
@@ -187,10 +190,10 @@ export class Agent {
       decodeErrors: this.decodeErrors,
       maps: this.tracer.mapOccupancy(),
       sampling: {
-        ratio: this.budget.ratio,
-        configured: this.budget.ceiling,
-        maxCpuCores: this.budget.budgetCores,
-        maxNewTracesPerSecond: this.rootCap.perSecond,
+        ratio: this.control.budget.ratio,
+        configured: this.control.budget.ceiling,
+        maxCpuCores: this.control.budget.budgetCores,
+        maxNewTracesPerSecond: this.control.rootCap.perSecond,
       },
       loop: this.watch.snapshot(),
     };
@@ -206,46 +209,6 @@ export class Agent {
       );
       this.lostReported = lost;
     }
-  }
-
-  /** Samples fewer new traces while the agent is over its CPU budget, more once it is not (CpuBudget). */
-  private keepToBudget(nowMs: number): void {
-    if (!this.budget.enabled) return;
-    const cpu = process.cpuUsage();
-    this.budgetReadAt = nowMs;
-    this.droppedAtReading = this.pipeline.stats.spansDropped;
-    const dropped = this.droppedAtReading + this.lostReported;
-    const before = this.budget.ratio;
-    const cpuMicros = cpu.user + cpu.system;
-    const k = this.tracer.counters();
-    const roots = { sampled: k.roots_sampled ?? 0, decided: (k.roots_sampled ?? 0) + (k.roots_unsampled ?? 0) };
-    this.keepRootCap(nowMs, cpuMicros, roots.sampled);
-    const d = this.budget.update({ atMs: nowMs, cpuMicros, dropped, waitMicros: runDelayMicros(), roots });
-    if (!d) return;
-    this.tracer.setRootSampling(d.ratio);
-    const fields = {
-      ratio: Number(d.ratio.toPrecision(3)),
-      configured: this.budget.ceiling,
-      agentCpuCores: Number(d.cpuCores.toFixed(3)),
-      maxCpuCores: this.budget.budgetCores,
-      dropped: d.dropped,
-    };
-    if (d.ratio >= this.budget.ceiling) {
-      this.opts.log.info(fields, 'within the CPU budget again: sampling new traces at the configured ratio');
-    } else if (d.ratio < before && nowMs - this.lastShedLog >= 10_000) {
-      this.lastShedLog = nowMs;
-      this.opts.log.warn(fields, 'over the CPU budget: sampling fewer new traces (whole traces are kept or dropped; raise --max-cpu to keep more)');
-    } else {
-      this.opts.log.debug(fields, d.ratio < before ? 'sampling fewer new traces' : 'sampling more new traces');
-    }
-  }
-
-  /** Moves the kernel's cap on new sampled traces with the measured cost of one (RootRateCap). */
-  private keepRootCap(nowMs: number, cpuMicros: number, rootsSampled: number): void {
-    const next = this.rootCap.observe({ atMs: nowMs, cpuMicros, traces: rootsSampled });
-    if (next === undefined) return;
-    this.tracer.setRootCap(next, this.rootCap.burst);
-    this.opts.log.debug({ maxNewTracesPerSecond: next, agentCpuMicrosPerTrace: Math.round(this.rootCap.microsPerTrace) }, 'cap on new traces moved');
   }
 
   private checkLossAndScope(): void {
@@ -317,11 +280,7 @@ export class Agent {
         calibrated = now;
         this.warnIfClockBeforeBase();
       }
-      // Once a second; sooner when spans are being dropped (every 200 ms
-      // of overload is spans lost from traces already sampled).
-      const sinceReading = now - this.budgetReadAt;
-      if (sinceReading >= 1000 || (sinceReading >= 200 && this.pipeline.stats.spansDropped > this.droppedAtReading))
-        this.watch.time('budget', () => this.keepToBudget(now));
+      if (this.control.due(now)) this.watch.time('budget', () => this.control.keep(now));
       if (now - lossChecked >= 1000) {
         lossChecked = now;
         this.watch.time('loss-check', () => this.checkLossAndScope());

@@ -21,7 +21,7 @@ import { ExportResultCode, globalErrorHandler, suppressTracing, type Instrumenta
 import type { Resource } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { BatchExporter } from './batch-exporter';
-import { OtlpTraceEncoder, TraceRequestBuilder, type EncodedSpans } from './otlp-trace-encoder';
+import { OtlpTraceEncoder, TraceRequestBuilder, type EncodedSpans } from './trace-encoder';
 
 export interface BatchSettings {
   maxQueueSize: number;

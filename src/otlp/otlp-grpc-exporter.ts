@@ -29,7 +29,7 @@ import type { IExportTraceServiceResponse, ISerializer } from '@opentelemetry/ot
 // serializers, and with them @opentelemetry/sdk-metrics and api-logs (~60
 // modules the agent never runs). The version is pinned in package.json.
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer/build/src/trace/protobuf/trace';
-import { OtlpTraceEncoder, type EncodedSpans } from './otlp-trace-encoder';
+import { OtlpTraceEncoder, type EncodedSpans } from './trace-encoder';
 import { GrpcHttp2Transport } from './grpc-http2-transport';
 
 /** The component type OTLPTraceExporter reports in its self-observability metrics. */
@@ -49,6 +49,9 @@ export function traceSerializer(encoder = new OtlpTraceEncoder()): ISerializer<B
   };
 }
 
+/** How requests are sent (--otlp-transport). */
+export type OtlpTransportChoice = 'auto' | 'grpc-js';
+
 const GRPC_NAME = 'TraceExportService';
 const GRPC_PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
 
@@ -60,11 +63,18 @@ export class OtlpGrpcSpanExporter extends OTLPExporterBase<Batch> implements Spa
    */
   readonly transport: 'http2' | 'grpc-js';
 
-  constructor(config: OTLPGRPCExporterConfigNode = {}) {
+  /**
+   * `transport`: 'auto' sends to plaintext endpoints over Node's HTTP/2
+   * client; 'grpc-js' sends every request over @grpc/grpc-js (its proxy
+   * support, DNS re-resolution and load balancing across collectors), with
+   * the same encoder.
+   */
+  constructor(config: OTLPGRPCExporterConfigNode = {}, transport: OtlpTransportChoice = 'auto') {
     const options = convertLegacyOtlpGrpcOptions(config, 'TRACES');
     const plaintext = !options.url.startsWith('unix:') && !options.credentials()._isSecure();
+    const http2 = plaintext && transport === 'auto';
     super(
-      plaintext
+      http2
         ? createOtlpNetworkExportDelegate(
             options,
             traceSerializer(),
@@ -79,6 +89,6 @@ export class OtlpGrpcSpanExporter extends OTLPExporterBase<Batch> implements Spa
           )
         : createOtlpGrpcExportDelegate(options, traceSerializer(), COMPONENT_TYPE, SPAN_METRICS, config.selfObsMeterProvider, GRPC_NAME, GRPC_PATH),
     );
-    this.transport = plaintext ? 'http2' : 'grpc-js';
+    this.transport = http2 ? 'http2' : 'grpc-js';
   }
 }
