@@ -6,7 +6,7 @@
  * established socket in the agent's cgroup scope it turns on the same
  * header-option and state callbacks sockops enables for new connections.
  */
-#include "maps.bpf.h"
+#include "gearbox.bpf.h"
 
 #define SOL_TCP 6
 #define TCP_ESTABLISHED 1

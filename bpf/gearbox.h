@@ -80,14 +80,13 @@ enum gb_counter {
 	GB_CNT_OPT_ZERO_ID = 7,	       /* all-zero trace id or span id */
 	GB_CNT_OPT_BAD_SEGMENT = 8,    /* our option on SYN or RST, or a truncated option */
 	GB_CNT_CTX_ADOPTED = 9,	       /* server spans that adopted a propagated parent */
-	GB_CNT_CONN_EVICTED = 10,      /* reserved: connection state evicted by LRU */
-	GB_CNT_EXISTING_ENABLED = 11,  /* connections opened before the agent, given option callbacks */
-	GB_CNT_OPT_UNTRUSTED = 12,     /* valid options from peers outside --trust-peers, ignored */
-	GB_CNT_ROOTS_SAMPLED = 13,     /* new traces (root spans) this host decided to sample */
-	GB_CNT_ROOTS_UNSAMPLED = 14,   /* ... and not to sample */
-	GB_CNT_WAKEUPS = 15,	       /* ring-buffer wakeups forced (at most one per millisecond per CPU) */
-	GB_CNT_ROOTS_CAPPED = 16,      /* new traces the ratio chose but the rate cap refused (counted unsampled too) */
-	GB_CNT__MAX = 17,
+	GB_CNT_EXISTING_ENABLED = 10,  /* connections opened before the agent, given option callbacks */
+	GB_CNT_OPT_UNTRUSTED = 11,     /* valid options from peers outside --trust-peers, ignored */
+	GB_CNT_ROOTS_SAMPLED = 12,     /* new traces (root spans) this host decided to sample */
+	GB_CNT_ROOTS_UNSAMPLED = 13,   /* ... and not to sample */
+	GB_CNT_WAKEUPS = 14,	       /* ring-buffer wakeups forced (at most one per millisecond per CPU) */
+	GB_CNT_ROOTS_CAPPED = 15,      /* new traces the ratio chose but the rate cap refused (counted unsampled too) */
+	GB_CNT__MAX = 16,
 };
 
 /* Five-tuple from this host's point of view. Addresses are IPv6; IPv4 is

@@ -19,7 +19,7 @@
 #ifndef GEARBOX_IO_PATH_BPF_H
 #define GEARBOX_IO_PATH_BPF_H
 
-#include "maps.bpf.h"
+#include "gearbox.bpf.h"
 #include "thread_state.bpf.h"
 #include "pipelining.h"
 #include <bpf/bpf_tracing.h>
@@ -162,7 +162,7 @@ static __always_inline void start_pipelined_request(struct gb_conn_state *sc, st
 	sc->start_pending = 0;
 	__u64 now = stamp_clock();
 	if (ctx.flags & GB_F_SAMPLED) {
-		struct gb_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+		struct gb_event *ev = event_reserve(sizeof(*ev));
 		if (ev) {
 			__builtin_memset(ev, 0, sizeof(*ev));
 			ev->type = GB_EV_DATA;
@@ -180,11 +180,9 @@ static __always_inline void start_pipelined_request(struct gb_conn_state *sc, st
 			__builtin_memcpy(ev->trace_id, ctx.trace_id, 16);
 			__builtin_memcpy(ev->span_id, ctx.span_id, 8);
 			__builtin_memcpy(ev->parent_span_id, ctx.parent_span_id, 8);
-			bpf_ringbuf_submit(ev, wakeup_flag(now));
-			count(GB_CNT_EVENTS_SENT);
+			event_submit(ev, now, 0);
 		} else {
 			sc->events_lost++;
-			count(GB_CNT_EVENTS_LOST);
 		}
 	}
 	struct gb_thread_ctx tc = {};
@@ -391,14 +389,14 @@ static __always_inline void fill_event(struct gb_event *ev, struct gb_conn_view 
 }
 
 /* The ring buffer had no room for an event of connection `c` (NULL: the one
- * of `a`'s tuple): the agent sees the jump on the connection's next event. */
+ * of `a`'s tuple; event_reserve counted it): the agent sees the jump on the
+ * connection's next event. */
 static __always_inline void event_lost(struct gb_conn_state *c, struct gb_io_args *a)
 {
 	if (!c)
 		c = bpf_map_lookup_elem(&conn_map, &a->tuple);
 	if (c)
 		c->events_lost++;
-	count(GB_CNT_EVENTS_LOST);
 }
 
 /* Copies up to `max` bytes of [start, end) of the task's memory. */
@@ -422,11 +420,9 @@ static __always_inline void note_process(__u64 pid_tgid, __u64 now)
 		return;
 	__u8 one = 1;
 	bpf_map_update_elem(&seen_process_map, &tgid, &one, BPF_ANY);
-	struct gb_proc_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count(GB_CNT_EVENTS_LOST);
+	struct gb_proc_event *e = event_reserve(sizeof(*e));
+	if (!e)
 		return;
-	}
 	__builtin_memset(&e->ev, 0, sizeof(e->ev));
 	e->ev.type = GB_EV_PROC;
 	e->ev.pid = tgid;
@@ -438,8 +434,7 @@ static __always_inline void note_process(__u64 pid_tgid, __u64 now)
 	e->env_len = read_user_range(e->env, BPF_CORE_READ(mm, env_start), BPF_CORE_READ(mm, env_end), GB_PROC_ENV_MAX);
 	e->args_len =
 		read_user_range(e->args, BPF_CORE_READ(mm, arg_start), BPF_CORE_READ(mm, arg_end), GB_PROC_ARGS_MAX);
-	bpf_ringbuf_submit(e, 0); /* wake the agent: the process may be short-lived */
-	count(GB_CNT_EVENTS_SENT);
+	event_submit(e, now, 1); /* wake the agent: the process may be short-lived */
 }
 
 /* Reports a sampled I/O of `ret` bytes (syscall `sc`) as connection view
@@ -452,19 +447,18 @@ static __always_inline void emit(struct gb_conn_state *c, struct gb_conn_view *v
 	if (sc == GB_SC_RECVMMSG || sc == GB_SC_SENDMMSG)
 		bytes = mmsg_bytes(a->buf, ret);
 	if (!start) {
-		struct gb_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+		struct gb_event *ev = event_reserve(sizeof(*ev));
 		if (!ev) {
 			event_lost(c, a);
 			return;
 		}
 		fill_event(ev, v, a, sc, dir, bytes, pid_tgid, now, 0);
 		ev->comm[0] = 0;
-		bpf_ringbuf_submit(ev, wakeup_flag(now));
-		count(GB_CNT_EVENTS_SENT);
+		event_submit(ev, now, 0);
 		return;
 	}
 	note_process(pid_tgid, now);
-	struct gb_event_with_payload *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	struct gb_event_with_payload *e = event_reserve(sizeof(*e));
 	if (!e) {
 		event_lost(c, a);
 		return;
@@ -481,8 +475,7 @@ static __always_inline void emit(struct gb_conn_state *c, struct gb_conn_view *v
 		if (c && v->role == GB_ROLE_SERVER && dir == GB_DIR_RECV)
 			c->pipelined_left = gb_count_pipelined(e->payload, n, GB_PAYLOAD_MAX);
 	}
-	bpf_ringbuf_submit(e, wakeup_flag(now));
-	count(GB_CNT_EVENTS_SENT);
+	event_submit(e, now, 0);
 }
 
 /* This thread's slot for the arguments of the syscall in progress. */

@@ -9,7 +9,7 @@
  * a walk key by key cost ~2 us per entry on the agent's only JavaScript
  * thread, which left the ring buffer undrained for seconds on a busy node.
  */
-#include "maps.bpf.h"
+#include "gearbox.bpf.h"
 
 /* Since Linux 6.6. Weak: on an older kernel the program still loads and
  * writes count -1 (unknown) for every map. */

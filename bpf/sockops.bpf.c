@@ -14,7 +14,7 @@
  *    (in place: see struct gb_peer_ctx);
  *  - STATE (TCP_CLOSE): drop the flow's entries and tell the agent.
  */
-#include "maps.bpf.h"
+#include "gearbox.bpf.h"
 
 #define TCP_OPTS_MAX 40
 
@@ -303,7 +303,7 @@ static __always_inline void on_close(struct bpf_sock_ops *s)
 	tuple_from_skops(s, &t);
 	struct gb_conn_state *c = bpf_map_lookup_elem(&conn_map, &t);
 	if (c) {
-		struct gb_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+		struct gb_event *ev = event_reserve(sizeof(*ev));
 		if (ev) {
 			__builtin_memset(ev, 0, sizeof(*ev));
 			ev->type = GB_EV_CLOSE;
@@ -314,10 +314,7 @@ static __always_inline void on_close(struct bpf_sock_ops *s)
 			__u64 now = stamp_clock();
 			ev->ts_ns = now;
 			ev->tuple = t;
-			bpf_ringbuf_submit(ev, wakeup_flag(now)); /* the agent's poll timer picks it up */
-			count(GB_CNT_EVENTS_SENT);
-		} else {
-			count(GB_CNT_EVENTS_LOST);
+			event_submit(ev, now, 0); /* the agent's poll timer picks it up */
 		}
 	}
 	bpf_map_delete_elem(&conn_map, &t);

@@ -118,6 +118,21 @@ static __always_inline int on_exit_connect(long ret)
 
 /* ---- per-syscall tracepoints ---- */
 
+/* The watched data syscalls, written once for both hook sets: name,
+ * Gearbox's number (enum gb_syscall), direction, and which argument holds
+ * the flags (-1: none). */
+#define GB_DATA_SYSCALLS(X)                         \
+	X(read, GB_SC_READ, GB_DIR_RECV, -1)        \
+	X(readv, GB_SC_READV, GB_DIR_RECV, -1)      \
+	X(recvfrom, GB_SC_RECVFROM, GB_DIR_RECV, 3) \
+	X(recvmsg, GB_SC_RECVMSG, GB_DIR_RECV, 2)   \
+	X(recvmmsg, GB_SC_RECVMMSG, GB_DIR_RECV, 3) \
+	X(write, GB_SC_WRITE, GB_DIR_SEND, -1)      \
+	X(writev, GB_SC_WRITEV, GB_DIR_SEND, -1)    \
+	X(sendto, GB_SC_SENDTO, GB_DIR_SEND, -1)    \
+	X(sendmsg, GB_SC_SENDMSG, GB_DIR_SEND, -1)  \
+	X(sendmmsg, GB_SC_SENDMMSG, GB_DIR_SEND, -1)
+
 #define FLAGS_ARG(ctx, i) ((i) == 2 ? (ctx)->args[2] : (i) == 3 ? (ctx)->args[3] : 0) /* constant-folded */
 #define GB_SYSCALL(name, sc, dir, flags_arg)                                                     \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                                              \
@@ -131,16 +146,7 @@ static __always_inline int on_exit_connect(long ret)
 		return on_exit(sc, dir, ctx->ret);                                               \
 	}
 
-GB_SYSCALL(read, GB_SC_READ, GB_DIR_RECV, -1)
-GB_SYSCALL(readv, GB_SC_READV, GB_DIR_RECV, -1)
-GB_SYSCALL(recvfrom, GB_SC_RECVFROM, GB_DIR_RECV, 3)
-GB_SYSCALL(recvmsg, GB_SC_RECVMSG, GB_DIR_RECV, 2)
-GB_SYSCALL(recvmmsg, GB_SC_RECVMMSG, GB_DIR_RECV, 3)
-GB_SYSCALL(write, GB_SC_WRITE, GB_DIR_SEND, -1)
-GB_SYSCALL(writev, GB_SC_WRITEV, GB_DIR_SEND, -1)
-GB_SYSCALL(sendto, GB_SC_SENDTO, GB_DIR_SEND, -1)
-GB_SYSCALL(sendmsg, GB_SC_SENDMSG, GB_DIR_SEND, -1)
-GB_SYSCALL(sendmmsg, GB_SC_SENDMMSG, GB_DIR_SEND, -1)
+GB_DATA_SYSCALLS(GB_SYSCALL)
 
 SEC("tracepoint/syscalls/sys_enter_connect")
 int gb_enter_connect(struct trace_event_raw_sys_enter *ctx)
@@ -204,6 +210,9 @@ enum {
 #error "syscall numbers for this architecture are not in syscalls.bpf.c"
 #endif
 
+/* The flags argument of a syscall of the table (constant-folded). */
+#define SYSCALL_FLAGS(regs, i) ((i) == 2 ? SYSCALL_ARG2(regs) : (i) == 3 ? SYSCALL_ARG3(regs) : 0)
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(gb_sys_enter, struct pt_regs *regs, long id)
 {
@@ -211,44 +220,14 @@ int BPF_PROG(gb_sys_enter, struct pt_regs *regs, long id)
 	__u8 dir = GB_DIR_RECV;
 	__u64 flags = 0;
 	switch (id) {
-	case NR_read:
-		sc = GB_SC_READ;
+#define ENTER_CASE(name, sc_, dir_, flags_arg)          \
+	case NR_##name:                                 \
+		sc = sc_;                               \
+		dir = dir_;                             \
+		flags = SYSCALL_FLAGS(regs, flags_arg); \
 		break;
-	case NR_readv:
-		sc = GB_SC_READV;
-		break;
-	case NR_recvfrom:
-		sc = GB_SC_RECVFROM;
-		flags = SYSCALL_ARG3(regs);
-		break;
-	case NR_recvmsg:
-		sc = GB_SC_RECVMSG;
-		flags = SYSCALL_ARG2(regs);
-		break;
-	case NR_recvmmsg:
-		sc = GB_SC_RECVMMSG;
-		flags = SYSCALL_ARG3(regs);
-		break;
-	case NR_write:
-		sc = GB_SC_WRITE;
-		dir = GB_DIR_SEND;
-		break;
-	case NR_writev:
-		sc = GB_SC_WRITEV;
-		dir = GB_DIR_SEND;
-		break;
-	case NR_sendto:
-		sc = GB_SC_SENDTO;
-		dir = GB_DIR_SEND;
-		break;
-	case NR_sendmsg:
-		sc = GB_SC_SENDMSG;
-		dir = GB_DIR_SEND;
-		break;
-	case NR_sendmmsg:
-		sc = GB_SC_SENDMMSG;
-		dir = GB_DIR_SEND;
-		break;
+		GB_DATA_SYSCALLS(ENTER_CASE)
+#undef ENTER_CASE
 	case NR_connect:
 		return COMPAT_TASK() ? 0 : on_enter_connect(SYSCALL_ARG0(regs));
 	default:
@@ -268,41 +247,13 @@ int BPF_PROG(gb_sys_exit, struct pt_regs *regs, long ret)
 	__u16 sc;
 	__u8 dir = GB_DIR_RECV;
 	switch (SYSCALL_NR(regs)) {
-	case NR_read:
-		sc = GB_SC_READ;
+#define EXIT_CASE(name, sc_, dir_, flags_arg) \
+	case NR_##name:                       \
+		sc = sc_;                     \
+		dir = dir_;                   \
 		break;
-	case NR_readv:
-		sc = GB_SC_READV;
-		break;
-	case NR_recvfrom:
-		sc = GB_SC_RECVFROM;
-		break;
-	case NR_recvmsg:
-		sc = GB_SC_RECVMSG;
-		break;
-	case NR_recvmmsg:
-		sc = GB_SC_RECVMMSG;
-		break;
-	case NR_write:
-		sc = GB_SC_WRITE;
-		dir = GB_DIR_SEND;
-		break;
-	case NR_writev:
-		sc = GB_SC_WRITEV;
-		dir = GB_DIR_SEND;
-		break;
-	case NR_sendto:
-		sc = GB_SC_SENDTO;
-		dir = GB_DIR_SEND;
-		break;
-	case NR_sendmsg:
-		sc = GB_SC_SENDMSG;
-		dir = GB_DIR_SEND;
-		break;
-	case NR_sendmmsg:
-		sc = GB_SC_SENDMMSG;
-		dir = GB_DIR_SEND;
-		break;
+		GB_DATA_SYSCALLS(EXIT_CASE)
+#undef EXIT_CASE
 	case NR_connect:
 		return on_exit_connect(ret);
 	default:

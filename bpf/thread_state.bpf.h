@@ -31,7 +31,7 @@
 #ifndef GEARBOX_THREAD_STATE_BPF_H
 #define GEARBOX_THREAD_STATE_BPF_H
 
-#include "maps.bpf.h"
+#include "gearbox.bpf.h"
 
 enum gb_thread_event {
 	GB_TE_NONE = 0,

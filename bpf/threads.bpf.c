@@ -4,7 +4,7 @@
  * a new thread inherits the request its creator was serving; a thread that
  * exits takes its state with it.
  */
-#include "maps.bpf.h"
+#include "gearbox.bpf.h"
 #include "thread_state.bpf.h"
 #include <bpf/bpf_tracing.h>
 

@@ -2,7 +2,7 @@
  * Converts the kernel's event timestamps to wall-clock OTel HrTime.
  *
  * The kernel stamps events with CLOCK_TAI less a base the agent sets at
- * load (bpf/maps.bpf.h, stamp_clock): the wall clock plus the kernel's TAI
+ * load (bpf/config.bpf.h, stamp_clock): the wall clock plus the kernel's TAI
  * offset, so a step of the wall clock (NTP, a hypervisor's correction) is in
  * the stamps from the instant it happens, and realtime - TAI is a whole
  * number of seconds (0 or 37). The offset is read with clock_gettime

@@ -21,7 +21,7 @@ export interface KernelEvent {
   tid: number;
   msgSeq: number;
   connId: number;
-  tsNs: number; // CLOCK_TAI less the agent's stamp base (bpf/maps.bpf.h, stamp_clock)
+  tsNs: number; // CLOCK_TAI less the agent's stamp base (bpf/config.bpf.h, stamp_clock)
   bytes: number;
   syscall: number;
   /** k of a pipelined request (GB_F_PIPELINED), else 0 */
