@@ -319,9 +319,13 @@ export function httpResponseLength(resp: HttpResponseHead, requestMethod?: strin
  * (test/build/pipelining-rules.test.ts runs both on the same heads).
  */
 export function pipelinedRequestStarts(head: Buffer): number[] {
+  // The scan starts at the first blank line (indexOf: native, where most
+  // heads end the rule at once: no method follows the first blank line).
+  const first = head.indexOf(BLANK_LINE);
+  if (first < 0 || first >= PAYLOAD_MAX - 8 || first + 8 > head.length) return NONE;
   const starts: number[] = [];
   const n = head.length;
-  for (let i = 0; i < PAYLOAD_MAX - 8; i++) {
+  for (let i = first; i < PAYLOAD_MAX - 8; i++) {
     if (i + 8 > n) break;
     if (head[i] !== CR || head[i + 1] !== LF || head[i + 2] !== CR || head[i + 3] !== LF) continue;
     const a = head[i + 4];
@@ -337,8 +341,11 @@ export function pipelinedRequestStarts(head: Buffer): number[] {
     if (starts.length === 255) break; // the kernel counts in a byte
     starts.push(i + 4);
   }
-  return starts;
+  return starts.length ? starts : NONE;
 }
+
+const BLANK_LINE = Buffer.from('\r\n\r\n', 'latin1');
+const NONE: number[] = Object.freeze([]) as unknown as number[];
 
 /** The requests back to back in `head` (pipelining), split where pipelinedRequestStarts says; the last may be cut. */
 export function splitPipelinedRequests(head: Buffer): Buffer[] {
