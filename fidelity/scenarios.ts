@@ -4,7 +4,7 @@
  * returns the address the load goes to.
  */
 import path from 'node:path';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { Lab, type Host } from '../src/lab/namespace-lab';
 import { keepAliveProxy, writeNginxConfig } from '../src/lab/nginx-config';
 
@@ -72,6 +72,24 @@ async function node(env: ScenarioEnv, host: Host, name: string, port: number, va
     ...vars,
   });
   await Lab.waitFor(p, /ready on/, 10_000, `${name} (node)`);
+  return `${host.ip}:${port}`;
+}
+
+/** JavaService.java compiled once per lab into its log folder; the folder (the class path). */
+function javaClasses(env: ScenarioEnv): string {
+  const dir = path.join(env.lab.logDir, 'java-classes');
+  execFileSync('javac', ['-d', dir, path.join(SERVICES, 'JavaService.java')]);
+  return dir;
+}
+
+async function java(env: ScenarioEnv, host: Host, name: string, port: number, vars: Record<string, string>): Promise<string> {
+  const p = env.lab.spawnIn(host, `svc-${name}`, 'java', ['-cp', javaClasses(env), 'JavaService'], {
+    OTEL_SERVICE_NAME: name,
+    NAME: name,
+    PORT: String(port),
+    ...vars,
+  });
+  await Lab.waitFor(p, /ready on/, 30_000, `${name} (java)`);
   return `${host.ip}:${port}`;
 }
 
@@ -194,4 +212,15 @@ export const SCENARIOS: Scenario[] = [
       return node(env, h2, 'a', 8080, { DOWNSTREAMS: ds.join(','), MODE: 'fanout' });
     },
   },
+  ...(['httpclient', 'httpclient-async', 'urlconnection'] as const).map((client, i): Scenario => ({
+    id: `java-${client}`,
+    title: `7${'abc'[i]}. Java 17 HttpServer (fixed thread pool) -> ${{ httpclient: 'HttpClient.send()', 'httpclient-async': 'HttpClient.sendAsync().join()', urlconnection: 'HttpURLConnection' }[client]} -> HTTP (Python) -> Redis`,
+    proxies: [],
+    async start(env) {
+      const [, h2, h3, h4] = env.hosts;
+      const r = await redis(env, h4);
+      const b = await py(env, h3, 'b', 8080, { REDIS: r });
+      return java(env, h2, 'a', 8080, { DOWNSTREAMS: b, CLIENT: client });
+    },
+  })),
 ];
