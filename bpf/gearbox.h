@@ -86,7 +86,8 @@ enum gb_counter {
 	GB_CNT_ROOTS_UNSAMPLED = 13,   /* ... and not to sample */
 	GB_CNT_WAKEUPS = 14,	       /* ring-buffer wakeups forced (at most one per millisecond per CPU) */
 	GB_CNT_ROOTS_CAPPED = 15,      /* new traces the ratio chose but the rate cap refused (counted unsampled too) */
-	GB_CNT__MAX = 16,
+	GB_CNT_CTX_EXPIRED = 16,       /* contexts a thread inherited, refused: their request was answered */
+	GB_CNT__MAX = 17,
 };
 
 /* Five-tuple from this host's point of view. Addresses are IPv6; IPv4 is

@@ -131,6 +131,7 @@ static __always_inline void start_server_span(struct gb_conn_state *c, struct gb
 	c->pipeline_idx = 0;
 	if (!ts)
 		return;
+	ts->inherited = 0; /* its own request from now on */
 	ts->server_tuple = *t;
 	struct gb_thread_ctx tc = {};
 	thread_ctx_set(&tc, ctx.trace_id, ctx.span_id, ctx.flags);

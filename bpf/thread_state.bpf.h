@@ -27,6 +27,8 @@
  *  5. `current`; else the request is a root.
  * A request leaves `pending` when it makes its first downstream call or when
  * its response starts; a new request read replaces `current` and `dispatch`.
+ * State a thread inherited at its creation is used only while the request it
+ * came from is unanswered (inherited_alive).
  */
 #ifndef GEARBOX_THREAD_STATE_BPF_H
 #define GEARBOX_THREAD_STATE_BPF_H
@@ -64,8 +66,8 @@ struct gb_thread_state {
 	__u32 dispatch_idx; /* queue position of `dispatch`, if it came from a request read */
 	__u8 last_event;
 	__u8 dispatch_queued;
-	__u8 pipelined; /* the request read last came with pipelined ones behind it */
-	__u8 _pad;
+	__u8 pipelined;		      /* the request read last came with pipelined ones behind it */
+	__u8 inherited;		      /* the state came from the thread's creator (see inherited_alive) */
 	struct gb_tuple server_tuple; /* connection of the request read last */
 };
 
@@ -201,12 +203,32 @@ static __always_inline int pending_pop(struct gb_thread_state *ts, __u64 pid_tgi
 	return 0;
 }
 
+/* A thread's state inherited at its creation stands for the request its
+ * creator was serving only while that request is unanswered: the request is
+ * still the one in progress on its server connection, and no byte of the
+ * response has been written. After that it parents nothing (a pool thread
+ * created during one request would otherwise parent every request it writes
+ * from then on). */
+static __always_inline int inherited_alive(struct gb_thread_state *ts)
+{
+	struct gb_conn_state *c = bpf_map_lookup_elem(&conn_map, &ts->server_tuple);
+	return c && c->role == GB_ROLE_SERVER && c->last_dir == GB_DIR_RECV && ts->current.valid &&
+	       *(__u64 *)c->ctx.span_id == *(__u64 *)ts->current.span_id;
+}
+
 /* The rule above; conn_id is 0 at connect() (no connection yet to match). */
 static __always_inline int choose_parent(struct gb_thread_state *ts, __u64 pid_tgid, __u64 conn_id,
 					 struct gb_thread_ctx *out)
 {
 	if (!ts)
 		return 0;
+	if (ts->inherited && !inherited_alive(ts)) {
+		ts->dispatch.valid = 0;
+		ts->continuation.valid = 0;
+		ts->current.valid = 0;
+		ts->inherited = 0;
+		count(GB_CNT_CTX_EXPIRED);
+	}
 	if ((ts->last_event == GB_TE_SERVER_READ || ts->last_event == GB_TE_CLIENT_WRITE) && ts->dispatch.valid) {
 		*out = ts->dispatch;
 		if (ts->dispatch_queued) /* it makes its downstream call (or opens one): no longer pending */

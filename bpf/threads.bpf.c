@@ -22,6 +22,7 @@ int BPF_PROG(gb_fork, struct task_struct *parent, struct task_struct *child)
 	struct gb_thread_state copy = *ts;
 	copy.pending_head = copy.pending_tail = 0; /* the queue stays with the parent */
 	copy.dispatch_queued = 0;
+	copy.inherited = 1; /* valid while the creator's request is unanswered */
 	bpf_map_update_elem(&thread_state_map, &child_key, &copy, BPF_ANY);
 	return 0;
 }

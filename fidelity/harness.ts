@@ -134,7 +134,7 @@ export async function runScenario(s: Scenario, receiver: OtlpReceiver, opts: Har
       const r: RunResult = { scenario: s.id, title: s.title, concurrency: c, failedRequests: failed, seconds, ...report };
       results.push(r);
       say(
-        `${s.id} c=${c}: ${r.exact}/${r.requests} exact (${r.percentExact.toFixed(2)} %), missing ${r.missingSpans}, wrong parents ${r.wrongParents}, merged ${r.mergedTraces}, failed requests ${failed}${r.examples.length ? `\n    e.g. ${r.examples.slice(0, 2).join('\n    e.g. ')}` : ''}`,
+        `${s.id} c=${c}: ${r.exact}/${r.requests} exact (${r.percentExact.toFixed(2)} %), missing spans ${r.missingSpans}, wrong parents ${r.wrongParents}, missing parents ${r.missingParents}, merged ${r.mergedTraces}, failed requests ${failed}${r.examples.length ? `\n    e.g. ${r.examples.slice(0, 2).join('\n    e.g. ')}` : ''}`,
       );
     }
   } finally {
@@ -147,11 +147,11 @@ export async function runScenario(s: Scenario, receiver: OtlpReceiver, opts: Har
 export function markdownTable(results: RunResult[]): string {
   const rows = results.map(
     (r) =>
-      `| ${r.title} | ${r.concurrency} | ${r.requests} | ${r.exact} | ${r.percentExact.toFixed(2)} % | ${r.missingSpans} | ${r.wrongParents} | ${r.mergedTraces} |`,
+      `| ${r.title} | ${r.concurrency} | ${r.requests} | ${r.exact} | ${r.percentExact.toFixed(2)} % | ${r.missingSpans} | ${r.wrongParents} | ${r.missingParents} | ${r.mergedTraces} |`,
   );
   return [
-    '| scenario | concurrency | requests | exact | exact % | missing spans | wrong parents | merged traces |',
-    '|---|---|---|---|---|---|---|---|',
+    '| scenario | concurrency | requests | exact | exact % | missing spans | wrong parents | missing parents | merged traces |',
+    '|---|---|---|---|---|---|---|---|---|',
     ...rows,
   ].join('\n');
 }

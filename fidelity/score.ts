@@ -24,7 +24,10 @@ export interface ScoreReport {
   requests: number;
   exact: number;
   missingSpans: number;
+  /** Spans whose parent is another span than the right one. */
   wrongParents: number;
+  /** Spans that are roots where a parent was expected (a visible miss, not a wrong link). */
+  missingParents: number;
   mergedTraces: number;
   extraSpans: number;
   percentExact: number;
@@ -95,6 +98,7 @@ export function score(spans: ReceivedSpan[], truth: TruthLine[], proxies: string
     exact: 0,
     missingSpans: 0,
     wrongParents: 0,
+    missingParents: 0,
     mergedTraces: 0,
     extraSpans: 0,
     percentExact: 0,
@@ -106,6 +110,7 @@ export function score(spans: ReceivedSpan[], truth: TruthLine[], proxies: string
     const problems: string[] = [];
     let missing = 0;
     let wrong = 0;
+    let parentless = 0;
     if (roots.length !== 1) {
       missing += count(tree);
       problems.push(`${roots.length} client spans`);
@@ -122,7 +127,8 @@ export function score(spans: ReceivedSpan[], truth: TruthLine[], proxies: string
           }
           const elsewhere = e.path !== undefined ? spans.find((s) => matches(s, e)) : undefined;
           if (elsewhere) {
-            wrong++;
+            if (elsewhere.parentSpanId) wrong++;
+            else parentless++;
             problems.push(
               `${e.service} ${e.kind === SERVER ? 'SERVER' : 'CLIENT'} ${e.path} has parent ${elsewhere.parentSpanId || '(none)'}, not ${actual.spanId}`,
             );
@@ -150,6 +156,7 @@ export function score(spans: ReceivedSpan[], truth: TruthLine[], proxies: string
     }
     report.missingSpans += missing;
     report.wrongParents += wrong;
+    report.missingParents += parentless;
     if (problems.length === 0) report.exact++;
     else if (report.examples.length < 5) report.examples.push(`${id}: ${problems.slice(0, 3).join('; ')}`);
   }

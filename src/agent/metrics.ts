@@ -81,6 +81,11 @@ export class AgentMetrics {
     counter('gearbox_spans_failed_total', 'spans in exports that failed', (x) => x.export.spansFailed);
     counter('gearbox_export_errors_total', 'exports that failed', (x) => x.export.exportErrors);
     counter('gearbox_spans_incomplete_total', 'spans exported incomplete because some of their events were lost', (x) => x.correlator.incompleteExchanges);
+    counter(
+      'gearbox_contexts_expired_total',
+      'contexts a thread inherited at its creation, refused as a parent because their request had been answered',
+      (x) => x.kernel.ctx_expired ?? 0,
+    );
     new Counter({
       name: 'gearbox_options_rejected_total',
       help: 'trace-context TCP options ignored, by reason',

@@ -353,7 +353,8 @@ export const ENUMS = {
     "GB_CNT_ROOTS_UNSAMPLED": 13,
     "GB_CNT_WAKEUPS": 14,
     "GB_CNT_ROOTS_CAPPED": 15,
-    "GB_CNT__MAX": 16
+    "GB_CNT_CTX_EXPIRED": 16,
+    "GB_CNT__MAX": 17
   }
 } as const;
 

@@ -37,6 +37,7 @@ test('task durations and backlog waits reach /metrics as histograms; uncountable
     assert.match(body, /^gearbox_ring_backlog_wait_seconds_bucket\{le="0\.05"\} 1$/m);
     assert.match(body, /^gearbox_ring_backlog_wait_seconds_bucket\{le="0\.02"\} 0$/m);
     assert.match(body, /^gearbox_map_entries\{map="conn_map"\} 12$/m);
+    assert.match(body, /^gearbox_contexts_expired_total 0$/m);
     assert.doesNotMatch(body, /^gearbox_map_entries\{map="pending_map"\}/m);
     const second = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     assert.match(second, /^gearbox_agent_task_duration_seconds_count\{task="scrape"\} 1$/m, 'the first scrape was timed');
