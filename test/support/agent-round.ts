@@ -46,10 +46,15 @@ export function spawnTestAgent(lab: Lab, host: Host, label: string, receiver: Ot
   return { proc, log: () => out };
 }
 
+/** The JSON of an agent's last log line with msg `msg`. */
+export function lastLogLine(log: string, msg: string): Record<string, unknown> | undefined {
+  const lines = log.split('\n').filter((l) => l.includes(`"msg":"${msg}"`));
+  return lines.length ? (JSON.parse(lines[lines.length - 1]) as Record<string, unknown>) : undefined;
+}
+
 /** The kernel counters of a stopped agent, from its "detached" log line. */
 export function kernelCounters(log: string): Record<string, number> {
-  const line = log.split('\n').find((l) => l.includes('"msg":"detached"')) ?? '{}';
-  return (JSON.parse(line).kernel ?? {}) as Record<string, number>;
+  return (lastLogLine(log, 'detached')?.kernel ?? {}) as Record<string, number>;
 }
 
 export async function tracedRound(o: RoundOptions): Promise<{ kernel: Record<string, number>; spans: ReceivedSpan[] }> {

@@ -14,6 +14,7 @@ import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { Lab, startNginx, type Host } from './lab';
 import { rssMiB, sleep } from './process-watch';
+import { lastLogLine } from './agent-round';
 import type { TaskTiming } from '../../src/overhead/loop-watch';
 
 const CLI = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
@@ -67,12 +68,6 @@ function wrkCounts(out: string): { requests: number; errors: number } {
   const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
   const errors = (sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0) + non2xx;
   return { requests, errors };
-}
-
-/** The JSON of the agent's last log line with msg `msg`. */
-export function lastLogLine(log: string, msg: string): Record<string, unknown> | undefined {
-  const lines = log.split('\n').filter((l) => l.includes(`"msg":"${msg}"`));
-  return lines.length ? (JSON.parse(lines[lines.length - 1]) as Record<string, unknown>) : undefined;
 }
 
 /** One GET /metrics, as Prometheus makes it; its time in ms. */
